@@ -321,7 +321,8 @@ mod tests {
         let with_digest_only = format!("x@{DIGEST}");
         let with_both = format!("r.io/a:t@{DIGEST}");
         // (input, registry, repository, tag, digest)
-        let cases: &[(&str, &str, &str, Option<&str>, Option<&str>)] = &[
+        type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<&'a str>);
+        let cases: &[Case] = &[
             (
                 "alpine",
                 "docker.io",
