@@ -2093,4 +2093,30 @@ mod tests {
         assert_eq!(serde_json::to_string(&Mode::Max).unwrap(), "\"max\"");
         assert_eq!(Flag::CacheFrom.to_string(), "--cache-from");
     }
+
+    /// The examples in docs/dry-run.md are what this module produces.
+    #[test]
+    fn dry_run_doc_examples_match() {
+        let doc = include_str!("../docs/dry-run.md");
+        let to = [
+            "type=registry,ref=ghcr.io/acme/app:cache-main,mode=max,compression=zstd",
+            "type=local,dest=.cache/app",
+        ]
+        .map(one_to);
+        let from = one_from("user/app:cache-main");
+        let json_block = doc
+            .split("```json\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n```").next())
+            .unwrap();
+        let plan: Value = serde_json::from_str(json_block).unwrap();
+        assert_eq!(
+            plan["cache_to"],
+            json!(to.iter().map(CacheTo::plan_json).collect::<Vec<_>>())
+        );
+        assert_eq!(plan["cache_from"], json!([from.plan_json()]));
+        for line in [to[0].to_string(), to[1].to_string(), from.to_string()] {
+            assert!(doc.contains(&format!("\n{line}\n")), "doc lacks {line}");
+        }
+    }
 }
