@@ -6,10 +6,15 @@
 //! and configs are decoded from and encoded to bytes that match what BuildKit
 //! writes exactly, because their digests are how everything refers to them.
 
+pub mod config;
 pub mod descriptor;
 mod gojson;
 pub mod media_types;
 
+pub use config::{
+    CacheConfig, CacheInput, CacheLayer, CacheRecord, CacheResult, ChainedResult, LayerAnnotations,
+    MAX_CONFIG_SIZE,
+};
 pub use descriptor::{Descriptor, Platform};
 
 use crate::digest::Digest;
