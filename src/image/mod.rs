@@ -9,6 +9,7 @@
 pub mod config;
 pub mod descriptor;
 mod gojson;
+pub mod manifest;
 pub mod media_types;
 
 pub use config::{
@@ -16,6 +17,7 @@ pub use config::{
     MAX_CONFIG_SIZE,
 };
 pub use descriptor::{Descriptor, Platform};
+pub use manifest::{CacheImage, Form, MAX_MANIFEST_SIZE, RawManifest};
 
 use crate::digest::Digest;
 
