@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod descriptor;
+pub mod entries;
 mod gojson;
 pub mod manifest;
 pub mod media_types;
@@ -17,6 +18,7 @@ pub use config::{
     MAX_CONFIG_SIZE,
 };
 pub use descriptor::{Descriptor, Platform};
+pub use entries::{ENTRY_NAMESPACE, EntriesBlob, EntryMeta, entry_chain, entry_record_digest};
 pub use manifest::{CacheImage, Form, MAX_MANIFEST_SIZE, RawManifest};
 
 use crate::digest::Digest;
