@@ -6,6 +6,7 @@
 //! and configs are decoded from and encoded to bytes that match what BuildKit
 //! writes exactly, because their digests are how everything refers to them.
 
+pub mod build;
 pub mod config;
 pub mod descriptor;
 pub mod entries;
@@ -13,6 +14,7 @@ mod gojson;
 pub mod manifest;
 pub mod media_types;
 
+pub use build::{BuildEntry, BuildParams, BuiltImage, BuiltLayer, build_cache_image};
 pub use config::{
     CacheConfig, CacheInput, CacheLayer, CacheRecord, CacheResult, ChainedResult, LayerAnnotations,
     MAX_CONFIG_SIZE,
