@@ -11,6 +11,7 @@ pub mod config;
 pub mod descriptor;
 pub mod entries;
 mod gojson;
+pub mod inspect;
 pub mod manifest;
 pub mod media_types;
 
@@ -21,6 +22,7 @@ pub use config::{
 };
 pub use descriptor::{Descriptor, Platform};
 pub use entries::{ENTRY_NAMESPACE, EntriesBlob, EntryMeta, entry_chain, entry_record_digest};
+pub use inspect::{EntryInfo, InspectReport, LayerInfo};
 pub use manifest::{CacheImage, Form, MAX_MANIFEST_SIZE, RawManifest};
 
 use crate::digest::Digest;
