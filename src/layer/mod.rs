@@ -1,1 +1,19 @@
-//! placeholder, replaced as the module lands
+//! Layer tarballs: deterministic packing of a directory into compressed
+//! layer blobs, and safe restoring of (untrusted) layer blobs into one.
+//!
+//! - [`codec`]: gzip / zstd / uncompressed streams.
+//! - [`pack`]: directory → parts → layer blobs, in parallel.
+//! - [`unpack`]: layer blobs → directory, verified and confined to its root.
+
+pub mod codec;
+pub mod pack;
+mod pax;
+mod stats;
+mod tar_read;
+mod tar_write;
+mod walk;
+
+pub use pack::{
+    DEFAULT_PART_SIZE, EntryStats, PackError, PackOptions, PackedEntry, PackedLayer, pack_dir,
+};
+pub use pax::MTime;
