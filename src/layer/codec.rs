@@ -18,7 +18,7 @@ pub(crate) const IO_BUFFER: usize = 256 * 1024;
 /// A streaming compressor. Call [`Encoder::finish`] to write the trailer and
 /// get the inner writer back; dropping it leaves a truncated stream.
 pub enum Encoder<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(Box<flate2::write::GzEncoder<W>>),
     Zstd(Box<zstd::stream::write::Encoder<'static, W>>),
     Plain(W),
 }
@@ -94,7 +94,7 @@ pub fn compress_writer_with_workers<W: Write + Send>(
                 .mtime(0)
                 .operating_system(255)
                 .write(w, flate2::Compression::new(level));
-            Ok(Encoder::Gzip(encoder))
+            Ok(Encoder::Gzip(Box::new(encoder)))
         }
         Compression::Zstd => {
             let level = level.unwrap_or(DEFAULT_ZSTD_LEVEL);

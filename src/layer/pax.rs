@@ -124,9 +124,12 @@ fn decimal_digits(mut n: usize) -> usize {
     digits
 }
 
-/// Splits PAX data into `(key, value)` pairs, by each record's length.
+/// One `(key, value)` record.
+pub type Record<'a> = (&'a [u8], &'a [u8]);
+
+/// Splits PAX data into records, by each record's length.
 /// `Err` carries a reason for a malformed record.
-pub fn parse_records(mut data: &[u8]) -> Result<Vec<(&[u8], &[u8])>, &'static str> {
+pub fn parse_records(mut data: &[u8]) -> Result<Vec<Record<'_>>, &'static str> {
     let mut records = Vec::new();
     // Some writers pad the data with NULs.
     while !data.is_empty() && data[0] != 0 {

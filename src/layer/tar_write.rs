@@ -224,11 +224,18 @@ mod tests {
         }
     }
 
+    /// One entry as the tar crate reads it.
+    struct Seen {
+        path: Vec<u8>,
+        mtime: Vec<u8>,
+        link: Option<Vec<u8>>,
+        size: u64,
+        mode: u32,
+        uid: u64,
+    }
+
     /// An independent reader (the tar crate) must see what we meant.
-    fn read_back(
-        mut bytes: Vec<u8>,
-        content: &[u8],
-    ) -> Vec<(Vec<u8>, Vec<u8>, Option<Vec<u8>>, u64, u32, u64)> {
+    fn read_back(mut bytes: Vec<u8>, content: &[u8]) -> Vec<Seen> {
         bytes.extend_from_slice(content);
         bytes.resize(bytes.len() + padding(content.len() as u64), 0);
         bytes.extend_from_slice(&END_OF_ARCHIVE);
@@ -242,14 +249,14 @@ mod tests {
                 .and_then(|mut records| records.find(|r| r.as_ref().unwrap().key() == Ok("mtime")))
                 .map(|r| r.unwrap().value_bytes().to_vec())
                 .unwrap_or_default();
-            out.push((
-                entry.path_bytes().to_vec(),
-                mtime_record,
-                entry.link_name_bytes().map(|l| l.to_vec()),
-                entry.size(),
-                entry.header().mode().unwrap(),
-                entry.header().uid().unwrap(),
-            ));
+            out.push(Seen {
+                path: entry.path_bytes().to_vec(),
+                mtime: mtime_record,
+                link: entry.link_name_bytes().map(|l| l.to_vec()),
+                size: entry.size(),
+                mode: entry.header().mode().unwrap(),
+                uid: entry.header().uid().unwrap(),
+            });
         }
         out
     }
@@ -260,10 +267,10 @@ mod tests {
         assert_eq!(bytes.len(), 3 * BLOCK);
         let entries = read_back(bytes, b"hello");
         assert_eq!(entries.len(), 1);
-        let (path, mtime, _, size, mode, uid) = &entries[0];
-        assert_eq!(path, b"a/b.txt");
-        assert_eq!(mtime, b"1700000000.123456789");
-        assert_eq!((*size, *mode, *uid), (5, 0o644, 0));
+        let seen = &entries[0];
+        assert_eq!(seen.path, b"a/b.txt");
+        assert_eq!(seen.mtime, b"1700000000.123456789");
+        assert_eq!((seen.size, seen.mode, seen.uid), (5, 0o644, 0));
     }
 
     #[test]
@@ -272,7 +279,7 @@ mod tests {
         let bytes = encode(file(&long, 0));
         let text = String::from_utf8_lossy(&bytes);
         assert!(text.contains(&format!("path={}", "n".repeat(180))));
-        assert_eq!(read_back(bytes, b"")[0].0, long);
+        assert_eq!(read_back(bytes, b"")[0].path, long);
     }
 
     #[test]
@@ -280,7 +287,7 @@ mod tests {
         let name = format!("{}/{}", "d".repeat(120), "f".repeat(90));
         let bytes = encode(file(name.as_bytes(), 0));
         assert!(!String::from_utf8_lossy(&bytes).contains("path="));
-        assert_eq!(read_back(bytes, b"")[0].0, name.as_bytes());
+        assert_eq!(read_back(bytes, b"")[0].path, name.as_bytes());
     }
 
     #[test]
@@ -293,8 +300,8 @@ mod tests {
             mtime: MTime::new(1, 0),
         };
         let entries = read_back(encode(entry), b"");
-        assert_eq!(entries[0].2.as_deref(), Some(&target[..]));
-        assert_eq!(entries[0].1, b"1");
+        assert_eq!(entries[0].link.as_deref(), Some(&target[..]));
+        assert_eq!(entries[0].mtime, b"1");
     }
 
     #[test]
@@ -306,8 +313,8 @@ mod tests {
             mtime: MTime::new(1, 5),
         };
         let entries = read_back(encode(entry), b"");
-        assert_eq!(entries[0].0, b"dir/");
-        assert_eq!(entries[0].1, b"1.000000005");
+        assert_eq!(entries[0].path, b"dir/");
+        assert_eq!(entries[0].mtime, b"1.000000005");
     }
 
     #[test]
@@ -326,7 +333,7 @@ mod tests {
     fn setuid_and_sticky_bits_are_kept_in_the_header() {
         let mut entry = file(b"x", 0);
         entry.mode = 0o104755;
-        assert_eq!(read_back(encode(entry), b"")[0].4, 0o4755);
+        assert_eq!(read_back(encode(entry), b"")[0].mode, 0o4755);
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum ItemKind {
     },
 }
 
+/// A directory's remaining entries, sorted by name.
+type Listing = std::vec::IntoIter<(OsString, DirEntry)>;
+
 /// One tar entry to write: metadata only, content is read by the worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
@@ -80,8 +83,7 @@ pub fn walk(
         part_bytes: 0,
         index: 0,
     };
-    let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<(OsString, DirEntry)>)> =
-        vec![(Vec::new(), read_sorted(root)?)];
+    let mut stack: Vec<(Vec<u8>, Listing)> = vec![(Vec::new(), read_sorted(root)?)];
     while let Some((dir, entries)) = stack.last_mut() {
         let Some((name, entry)) = entries.next() else {
             stack.pop();
@@ -136,11 +138,7 @@ impl Walker<'_> {
     }
 
     /// Records one entry; for a directory returns its sorted children.
-    fn visit(
-        &mut self,
-        rel: Vec<u8>,
-        entry: &DirEntry,
-    ) -> Result<Option<std::vec::IntoIter<(OsString, DirEntry)>>, PackError> {
+    fn visit(&mut self, rel: Vec<u8>, entry: &DirEntry) -> Result<Option<Listing>, PackError> {
         let full = || self.root.join(Path::new(std::ffi::OsStr::from_bytes(&rel)));
         // DirEntry::metadata is an lstat relative to the open directory.
         let meta = entry.metadata().map_err(|source| PackError::Read {
@@ -206,7 +204,7 @@ impl Walker<'_> {
 }
 
 /// A directory's entries sorted by name bytes.
-fn read_sorted(dir: &Path) -> Result<std::vec::IntoIter<(OsString, DirEntry)>, PackError> {
+fn read_sorted(dir: &Path) -> Result<Listing, PackError> {
     let read_err = |source: io::Error| PackError::Read {
         path: dir.to_path_buf(),
         source,
