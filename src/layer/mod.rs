@@ -8,12 +8,18 @@
 pub mod codec;
 pub mod pack;
 mod pax;
+mod safe_path;
+mod stage;
 mod stats;
 mod tar_read;
 mod tar_write;
+pub mod unpack;
+#[cfg(test)]
+mod unpack_tests;
 mod walk;
 
 pub use pack::{
     DEFAULT_PART_SIZE, EntryStats, PackError, PackOptions, PackedEntry, PackedLayer, pack_dir,
 };
 pub use pax::MTime;
+pub use unpack::{EntryRestorer, LayerSource, UnpackError};

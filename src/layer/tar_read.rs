@@ -39,10 +39,18 @@ pub struct Header {
     pub link: Vec<u8>,
     pub kind: Kind,
     pub mode: u32,
-    pub size: u64,
     pub mtime: MTime,
     /// The entry used PAX records this reader cannot honour (GNU sparse).
     pub pax_sparse: bool,
+}
+
+/// Why copying an entry's content stopped.
+#[derive(Debug)]
+pub enum CopyError {
+    /// The archive is malformed or could not be read.
+    Archive(io::Error),
+    /// The destination refused the bytes.
+    Output(io::Error),
 }
 
 pub struct TarReader<R> {
@@ -207,34 +215,33 @@ impl<R: BufRead> TarReader<R> {
         let has_data = !matches!(typeflag, b'1' | b'2' | b'3' | b'4' | b'5' | b'6');
         self.remaining = if has_data { size } else { 0 };
         self.pad = padding(self.remaining) as u64;
-        let size = if kind == Kind::File { size } else { 0 };
         Ok(Header {
             path,
             link,
             kind,
             mode: u32::try_from(mode).unwrap_or(0) & 0o7777,
-            size,
             mtime,
             pax_sparse,
         })
     }
 
     /// Copies the current entry's content to `out`, straight from the input
-    /// buffer. Fails if the archive ends early.
-    pub fn copy_content<W: Write + ?Sized>(&mut self, out: &mut W) -> io::Result<u64> {
+    /// buffer. Fails if the archive ends early; the error says whether the
+    /// archive or `out` failed.
+    pub fn copy_content<W: Write + ?Sized>(&mut self, out: &mut W) -> Result<u64, CopyError> {
         let mut copied = 0;
         while self.remaining > 0 {
-            let available = self.inner.fill_buf()?;
+            let available = self.inner.fill_buf().map_err(CopyError::Archive)?;
             if available.is_empty() {
-                return Err(corrupt(
+                return Err(CopyError::Archive(corrupt(
                     self.offset,
                     "archive ends inside an entry's content",
-                ));
+                )));
             }
             let n = available
                 .len()
                 .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-            out.write_all(&available[..n])?;
+            out.write_all(&available[..n]).map_err(CopyError::Output)?;
             self.inner.consume(n);
             self.remaining -= n as u64;
             self.offset += n as u64;
@@ -243,10 +250,17 @@ impl<R: BufRead> TarReader<R> {
         Ok(copied)
     }
 
+    /// Skips the rest of the current entry's content and padding.
+    fn skip_content(&mut self) -> io::Result<()> {
+        match self.copy_content(&mut io::sink()) {
+            Ok(_) => Ok(()),
+            Err(CopyError::Archive(e) | CopyError::Output(e)) => Err(e),
+        }
+    }
+
     fn skip_rest(&mut self) -> io::Result<()> {
         self.remaining += std::mem::take(&mut self.pad);
-        self.copy_content(&mut io::sink())?;
-        Ok(())
+        self.skip_content()
     }
 
     /// Reads one block; `false` on a clean end of input before it.
@@ -269,9 +283,12 @@ impl<R: BufRead> TarReader<R> {
     fn read_small(&mut self, size: u64) -> io::Result<Vec<u8>> {
         let mut data = Vec::with_capacity(size as usize);
         self.remaining = size;
-        self.copy_content(&mut data)?;
+        match self.copy_content(&mut data) {
+            Ok(_) => {}
+            Err(CopyError::Archive(e) | CopyError::Output(e)) => return Err(e),
+        }
         self.remaining = padding(size) as u64;
-        self.copy_content(&mut io::sink())?;
+        self.skip_content()?;
         Ok(data)
     }
 }
@@ -479,15 +496,17 @@ mod tests {
         truncated.extend_from_slice(&[1; 100]);
         let mut reader = TarReader::new(&truncated[..]);
         reader.next_entry().unwrap();
-        assert!(reader.copy_content(&mut io::sink()).is_err());
+        assert!(matches!(
+            reader.copy_content(&mut io::sink()),
+            Err(CopyError::Archive(_))
+        ));
 
         let mut flipped = bytes;
         let last_header = flipped.len() - BLOCK;
         flipped[last_header] ^= 1;
         let err = TarReader::new(&flipped[..])
             .next_entry()
-            .err()
-            .expect("bad checksum");
+            .expect_err("bad checksum");
         assert!(err.to_string().contains("checksum"), "{err}");
     }
 
