@@ -399,3 +399,46 @@ fn codec_or_spool(compression: Compression, spool_file: &Path, source: io::Error
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy_error(worker: &mut Worker<'_>, size: u64) -> PackError {
+        match worker.copy_file(b"f", size, &mut Vec::new()) {
+            Err(ItemError::Pack(err)) => err,
+            Err(ItemError::Write(err)) => panic!("unexpected write error {err}"),
+            Ok(()) => panic!("a size change must be an error"),
+        }
+    }
+
+    /// The walk saw one size; the file has another by the time it is read.
+    #[test]
+    fn a_file_whose_size_changed_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), [7u8; 10]).unwrap();
+        let opts = PackOptions::default();
+        let mut worker = Worker::new(dir.path(), dir.path(), &opts, 1);
+
+        let shrunk = copy_error(&mut worker, 20).to_string();
+        assert!(
+            shrunk.contains(&dir.path().join("f").display().to_string()),
+            "{shrunk}"
+        );
+        assert!(shrunk.contains("ended after 10"), "{shrunk}");
+        let grown = copy_error(&mut worker, 5).to_string();
+        assert!(grown.contains("grown"), "{grown}");
+
+        let mut out = Vec::new();
+        assert!(worker.copy_file(b"f", 10, &mut out).is_ok());
+        assert_eq!(out, [7u8; 10]);
+    }
+
+    #[test]
+    fn a_missing_spool_directory_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("no-such-spool");
+        let err = pack_dir(dir.path(), &spool, &PackOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("no-such-spool"), "{err}");
+    }
+}
