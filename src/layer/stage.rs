@@ -29,6 +29,14 @@ use super::unpack::UnpackError;
 /// has no business granting privileges.
 const KEPT_MODE_BITS: u32 = 0o1777;
 
+/// Files an estargz layer carries at its root as format metadata (the
+/// table of contents and prefetch landmarks), not as content.
+const ESTARGZ_METADATA: [&[u8]; 3] = [
+    b"stargz.index.json",
+    b".prefetch.landmark",
+    b".no.prefetch.landmark",
+];
+
 /// Unpredictable temporary names, unique to one restorer.
 pub struct TempNames {
     prefix: String,
@@ -148,11 +156,18 @@ pub struct Stage<'a> {
     created: Vec<Vec<u8>>,
     /// Existing directories made writable to stage into: path, old mode.
     loosened: Vec<(Vec<u8>, u32)>,
+    /// Skip estargz's own metadata files at the root.
+    estargz: bool,
     stats: EntryStats,
 }
 
 impl<'a> Stage<'a> {
-    pub fn new(root: &'a Path, layer: &'a Digest, temps: &'a mut TempNames) -> Stage<'a> {
+    pub fn new(
+        root: &'a Path,
+        layer: &'a Digest,
+        temps: &'a mut TempNames,
+        estargz: bool,
+    ) -> Stage<'a> {
         Stage {
             root,
             layer,
@@ -164,6 +179,7 @@ impl<'a> Stage<'a> {
             opaques: Vec::new(),
             created: Vec::new(),
             loosened: Vec::new(),
+            estargz,
             stats: EntryStats::default(),
         }
     }
@@ -232,6 +248,10 @@ impl<'a> Stage<'a> {
                 }
                 _ => Err(self.unsafe_entry(&header.path, "names the entry root itself")),
             };
+        }
+        if self.estargz && header.kind == Kind::File && ESTARGZ_METADATA.contains(&rel.as_slice()) {
+            tracing::debug!(layer = %self.layer, entry = %lossy(&rel), "skipping estargz metadata");
+            return Ok(());
         }
         let (parent, name) = split_last(&rel);
         if let Some(target) = name.strip_prefix(b".wh.") {

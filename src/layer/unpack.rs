@@ -144,7 +144,8 @@ impl EntryRestorer {
             diff_id,
             max_uncompressed,
         } = layer;
-        let mut stage = Stage::new(&self.root, &digest, &mut self.temps);
+        let estargz = compression == Compression::Estargz;
+        let mut stage = Stage::new(&self.root, &digest, &mut self.temps, estargz);
         let streamed = stream(
             reader,
             &digest,
@@ -414,7 +415,8 @@ impl Read for ChunkReader {
 
 impl BufRead for ChunkReader {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.current.as_ref().is_none_or(|c| self.pos >= c.len) {
+        // A loop, so an empty chunk is skipped rather than read as the end.
+        while self.current.as_ref().is_none_or(|c| self.pos >= c.len) {
             if let Some(done) = self.current.take() {
                 let _ = self.free.send(done.buf);
             }
@@ -437,5 +439,77 @@ impl BufRead for ChunkReader {
 
     fn consume(&mut self, n: usize) {
         self.pos += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::layer::codec::compress_writer;
+
+    /// The decoder stops at the limit instead of inflating the whole bomb:
+    /// what it hands on is at most one chunk past the limit.
+    #[test]
+    fn decoding_stops_soon_after_the_uncompressed_limit() {
+        let mut encoder = compress_writer(Vec::new(), Compression::Zstd, None).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            encoder.write_all(&zeros).unwrap();
+        }
+        let blob = encoder.finish().unwrap();
+        // Room for everything, so only the limit can stop the decoder.
+        let (tx, rx) = mpsc::sync_channel(1024);
+        let (_free_tx, free_rx) = mpsc::channel();
+        let limit = 3 << 20;
+        let digest = Digest::of(&blob);
+        let result = decode(
+            &blob[..],
+            Compression::Zstd,
+            Some(limit),
+            &tx,
+            &free_rx,
+            &digest,
+        );
+        assert!(matches!(result, Err(UnpackError::TooLarge { .. })));
+        drop(tx);
+        let handed_on: u64 = rx.iter().map(|c: Chunk| c.len as u64).sum();
+        assert!(
+            handed_on <= limit,
+            "{handed_on} bytes passed a {limit}-byte limit"
+        );
+    }
+
+    #[test]
+    fn chunk_reader_hashes_everything_it_receives() {
+        let (tx, rx) = mpsc::sync_channel(4);
+        let (free_tx, _free_rx) = mpsc::channel();
+        for piece in [&b"hello "[..], b"", b"world"] {
+            let mut buf = piece.to_vec();
+            buf.extend_from_slice(b"padding that is not part of the stream");
+            tx.send(Chunk {
+                buf,
+                len: piece.len(),
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let mut reader = ChunkReader {
+            rx,
+            free: free_tx,
+            current: None,
+            pos: 0,
+            hasher: Hasher::new(),
+        };
+        let mut first = [0u8; 3];
+        reader.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"hel");
+        // The empty chunk in the middle is not the end of the stream.
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"lo world");
+        reader.drain();
+        assert_eq!(reader.hasher.finish(), (Digest::of(b"hello world"), 11));
     }
 }

@@ -727,3 +727,30 @@ fn directory_modes_and_mtimes_are_applied_at_finish() {
     );
     assert_eq!(fs::read(f.root.join("locked/inner")).unwrap(), b"x");
 }
+
+#[test]
+fn estargz_metadata_files_are_not_restored_as_content() {
+    let f = fixture();
+    let mut tar = RawTar::default();
+    tar.file("data", b"x")
+        .file(".prefetch.landmark", b"L")
+        .file("stargz.index.json", b"{}");
+    let mut gz = compress_writer(Vec::new(), Compression::Gzip, None).unwrap();
+    gz.write_all(&tar.build()).unwrap();
+    let blob = gz.finish().unwrap();
+    let layer = |compression| LayerSource {
+        compression,
+        diff_id: None,
+        ..source(&blob)
+    };
+
+    let mut restorer = EntryRestorer::new(&f.root).unwrap();
+    restorer.apply_layer(layer(Compression::Estargz)).unwrap();
+    assert_eq!(listing(&f.root), ["data"]);
+    // The same names in an ordinary gzip layer are ordinary files.
+    restorer.apply_layer(layer(Compression::Gzip)).unwrap();
+    assert_eq!(
+        listing(&f.root),
+        [".prefetch.landmark", "data", "stargz.index.json"]
+    );
+}
