@@ -136,6 +136,19 @@ fn build_tree(root: &Path) {
     fs::create_dir_all(root.join(&deep)).unwrap();
     fs::write(root.join(&deep).join("leaf.txt"), b"deep leaf").unwrap();
     assert!(deep.as_os_str().len() > 255);
+    // Names need not be UTF-8, and may hold newlines (PAX records are split
+    // by length, so a long one survives the PAX path record too).
+    fs::write(
+        root.join(std::ffi::OsStr::from_bytes(b"bad-\xff-name")),
+        b"latin1",
+    )
+    .unwrap();
+    fs::write(root.join("line\nbreak"), b"nl").unwrap();
+    fs::write(
+        root.join(format!("{}\nnewline-in-a-long-name", "x".repeat(120))),
+        b"pax nl",
+    )
+    .unwrap();
     // Hard links: three names of one file.
     write("hl-a", b"shared inode", 0o640);
     fs::hard_link(root.join("hl-a"), root.join("hl-b")).unwrap();
