@@ -21,5 +21,4 @@ mod walk;
 pub use pack::{
     DEFAULT_PART_SIZE, EntryStats, PackError, PackOptions, PackedEntry, PackedLayer, pack_dir,
 };
-pub use pax::MTime;
 pub use unpack::{EntryRestorer, LayerSource, UnpackError};

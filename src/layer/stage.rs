@@ -698,7 +698,9 @@ impl<'a> Stage<'a> {
             }
         }
         for rel in &self.opaques {
-            if !self.hidden(rel, &whiteouts, &opaques)
+            // The root itself may be a symlink: the user's choice.
+            if !rel.is_empty()
+                && !self.hidden(rel, &whiteouts, &opaques)
                 && self.lstat(rel)?.is_some_and(|m| m.file_type().is_symlink())
             {
                 return Err(self.unsafe_entry(rel, "opaque whiteout on a symlink"));
@@ -748,7 +750,9 @@ impl<'a> Stage<'a> {
                 continue;
             }
             if opaque {
-                let is_dir = self.lstat(&rel)?.is_some_and(|m| m.is_dir());
+                // The root was checked to be a directory (perhaps through
+                // the user's symlink) when the restorer was made.
+                let is_dir = rel.is_empty() || self.lstat(&rel)?.is_some_and(|m| m.is_dir());
                 if is_dir {
                     for name in self.children(&rel)? {
                         self.delete_lower(&join(&rel, &name), restored)?;

@@ -754,3 +754,19 @@ fn estargz_metadata_files_are_not_restored_as_content() {
         [".prefetch.landmark", "data", "stargz.index.json"]
     );
 }
+
+#[test]
+fn an_opaque_root_clears_it_even_through_the_users_root_symlink() {
+    let f = fixture();
+    fs::create_dir(f.root.join("real")).unwrap();
+    fs::write(f.root.join("real/old"), b"x").unwrap();
+    symlink("real", f.root.join("via")).unwrap();
+    apply(
+        &f.root.join("via"),
+        RawTar::default()
+            .file(".wh..wh..opq", b"")
+            .file("new", b"y"),
+    )
+    .unwrap();
+    assert_eq!(listing(&f.root), ["real", "real/new", "via"]);
+}
