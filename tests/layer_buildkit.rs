@@ -47,8 +47,11 @@ fn fixtures() -> Vec<Fixture> {
         .collect()
 }
 
-/// (path, is_dir, content, mtime) of everything under `root`, sorted.
-fn tree(root: &Path) -> Vec<(String, bool, Vec<u8>, (i64, i64))> {
+/// One restored path: (path, is_dir, content, (mtime s, ns)).
+type Seen = (String, bool, Vec<u8>, (i64, i64));
+
+/// Everything under `root`, sorted.
+fn tree(root: &Path) -> Vec<Seen> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
