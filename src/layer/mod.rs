@@ -1,1 +1,24 @@
-//! placeholder, replaced as the module lands
+//! Layer tarballs: deterministic packing of a directory into compressed
+//! layer blobs, and safe restoring of (untrusted) layer blobs into one.
+//!
+//! - [`codec`]: gzip / zstd / uncompressed streams.
+//! - [`pack`]: directory → parts → layer blobs, in parallel.
+//! - [`unpack`]: layer blobs → directory, verified and confined to its root.
+
+pub mod codec;
+pub mod pack;
+mod pax;
+mod safe_path;
+mod stage;
+mod stats;
+mod tar_read;
+mod tar_write;
+pub mod unpack;
+#[cfg(test)]
+mod unpack_tests;
+mod walk;
+
+pub use pack::{
+    DEFAULT_PART_SIZE, EntryStats, PackError, PackOptions, PackedEntry, PackedLayer, pack_dir,
+};
+pub use unpack::{EntryRestorer, LayerSource, UnpackError};

@@ -1,0 +1,444 @@
+//! Packs a directory into one or more deterministic layer blobs.
+//!
+//! The walker (on the calling thread) cuts the tree into parts; `jobs`
+//! workers each tar and compress one part at a time into its own spool file.
+//! Parts are cut by tree content only, so the layers, and their digests, are
+//! the same whatever `jobs` is.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
+
+use crate::compression::Compression;
+use crate::digest::{Digest, HashingWriter};
+
+use super::codec::{IO_BUFFER, compress_writer_with_workers};
+use super::tar_write::{END_OF_ARCHIVE, EntryHeader, EntryKind, HeaderEncoder, padding};
+use super::walk::{Item, ItemKind, Part, item_path, walk};
+
+pub use super::stats::EntryStats;
+
+/// Target uncompressed bytes per layer: large enough that per-layer overhead
+/// (a descriptor, a request) is negligible, small enough that a 500 MB tree
+/// gives every core a part.
+pub const DEFAULT_PART_SIZE: u64 = 64 << 20;
+
+#[derive(Clone, Debug)]
+pub struct PackOptions {
+    pub compression: Compression,
+    /// `None`: the codec's default (gzip 6, zstd 3).
+    pub level: Option<u32>,
+    /// Target uncompressed bytes per layer.
+    pub part_size: u64,
+    /// Parts compressed in parallel.
+    pub jobs: usize,
+}
+
+impl Default for PackOptions {
+    fn default() -> Self {
+        PackOptions {
+            compression: Compression::Gzip,
+            level: None,
+            part_size: DEFAULT_PART_SIZE,
+            jobs: default_jobs(),
+        }
+    }
+}
+
+/// The number of cores this process may use.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// One layer blob written to the spool directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackedLayer {
+    /// The compressed blob; the caller owns (and eventually removes) it.
+    pub blob: PathBuf,
+    pub digest: Digest,
+    pub size: u64,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    pub uncompressed_size: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct PackedEntry {
+    /// Base first: a restore applies them in this order.
+    pub layers: Vec<PackedLayer>,
+    pub stats: EntryStats,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("{path}: not a directory (a cache entry must be a directory)")]
+    NotADirectory { path: PathBuf },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{path}: file changed while it was being saved: it had {expected} bytes, {found}; a tar header must not lie about its size, so the save is stopped"
+    )]
+    SizeChanged {
+        path: PathBuf,
+        expected: u64,
+        found: String,
+    },
+    #[error("writing layer to spool file {path}: {source}")]
+    Spool {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{compression} compression: {source}")]
+    Codec {
+        compression: Compression,
+        #[source]
+        source: io::Error,
+    },
+    /// Internal: a worker stopped because another part failed first. Never
+    /// returned by `pack_dir`, which reports that first failure instead.
+    #[error("packing stopped after an earlier error")]
+    Cancelled,
+    #[error("a packing thread panicked")]
+    WorkerPanicked,
+}
+
+/// Packs the tree under `root` (a directory, or a symlink to one) into
+/// layer blobs in `spool`. On error no blob is left behind.
+pub fn pack_dir(root: &Path, spool: &Path, opts: &PackOptions) -> Result<PackedEntry, PackError> {
+    let meta = std::fs::metadata(root).map_err(|source| PackError::Read {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(PackError::NotADirectory {
+            path: root.to_path_buf(),
+        });
+    }
+    let jobs = opts.jobs.max(1);
+    let cancel = AtomicBool::new(false);
+    let (part_tx, part_rx) = mpsc::sync_channel::<Part>(jobs);
+    let part_rx = Mutex::new(part_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<Blob, PackError>)>();
+
+    let walked = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                let done_tx = done_tx.clone();
+                let (part_rx, cancel) = (&part_rx, &cancel);
+                scope.spawn(move || {
+                    let mut worker = Worker::new(root, spool, opts, jobs);
+                    loop {
+                        // A poisoned lock means another worker panicked; stop.
+                        let next = match part_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => break,
+                        };
+                        let Ok(part) = next else { break };
+                        let result = worker.pack(&part, cancel);
+                        if result.is_err() {
+                            cancel.store(true, Ordering::Relaxed);
+                        }
+                        if done_tx.send((part.index, result)).is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(done_tx);
+        let walked = walk(root, opts.part_size, |part| {
+            !cancel.load(Ordering::Relaxed) && part_tx.send(part).is_ok()
+        });
+        if walked.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        drop(part_tx);
+        let panicked = workers.into_iter().map(|w| w.join()).any(|r| r.is_err());
+        (walked, panicked)
+    });
+
+    let mut results: Vec<(usize, Result<Blob, PackError>)> = done_rx.into_iter().collect();
+    results.sort_by_key(|(index, _)| *index);
+    let (walked, panicked) = walked;
+    // Blobs are deleted on drop unless kept, so every early return below
+    // cleans the spool.
+    let stats = walked?;
+    if panicked {
+        return Err(PackError::WorkerPanicked);
+    }
+    let mut blobs = Vec::with_capacity(results.len());
+    let mut first_error = None;
+    for (_, result) in results {
+        match result {
+            Ok(blob) => blobs.push(blob),
+            Err(PackError::Cancelled) => {}
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    if let Some(err) = first_error {
+        return Err(err);
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(PackError::Cancelled);
+    }
+    let mut layers = Vec::with_capacity(blobs.len());
+    for blob in blobs {
+        let path = blob.file.keep().map_err(|e| PackError::Spool {
+            path: e.path.to_path_buf(),
+            source: e.error,
+        })?;
+        layers.push(PackedLayer {
+            blob: path,
+            ..blob.layer
+        });
+    }
+    Ok(PackedEntry { layers, stats })
+}
+
+/// A finished part whose spool file is removed unless kept.
+struct Blob {
+    file: tempfile::TempPath,
+    layer: PackedLayer,
+}
+
+/// One packing thread's reusable state.
+struct Worker<'a> {
+    root: &'a Path,
+    spool: &'a Path,
+    opts: &'a PackOptions,
+    jobs: usize,
+    headers: HeaderEncoder,
+    header_buf: Vec<u8>,
+    read_buf: Vec<u8>,
+}
+
+impl<'a> Worker<'a> {
+    fn new(root: &'a Path, spool: &'a Path, opts: &'a PackOptions, jobs: usize) -> Self {
+        Worker {
+            root,
+            spool,
+            opts,
+            jobs,
+            headers: HeaderEncoder::default(),
+            header_buf: Vec::with_capacity(4 * 1024),
+            read_buf: vec![0; IO_BUFFER],
+        }
+    }
+
+    fn pack(&mut self, part: &Part, cancel: &AtomicBool) -> Result<Blob, PackError> {
+        let temp = tempfile::Builder::new()
+            .prefix(".regcache-layer-")
+            .tempfile_in(self.spool)
+            .map_err(|source| PackError::Spool {
+                path: self.spool.to_path_buf(),
+                source,
+            })?;
+        let (file, path) = temp.into_parts();
+        let spool_err = |source: io::Error| PackError::Spool {
+            path: path.to_path_buf(),
+            source,
+        };
+        let compression = self.opts.compression;
+        let codec_err = |source: io::Error| PackError::Codec {
+            compression,
+            source,
+        };
+
+        // A tree that fits one part would otherwise compress on one core;
+        // zstd's output does not depend on its worker count, so this is safe.
+        let zstd_workers = if part.index == 0 && part.last {
+            self.jobs
+        } else {
+            1
+        };
+        let blob = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, file));
+        let encoder =
+            compress_writer_with_workers(blob, compression, self.opts.level, zstd_workers as u32)
+                .map_err(codec_err)?;
+        // Batches small header writes before they reach the hasher and codec.
+        let mut tar = BufWriter::with_capacity(IO_BUFFER, HashingWriter::new(encoder));
+
+        for item in &part.items {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(PackError::Cancelled);
+            }
+            self.write_item(item, &mut tar).map_err(|e| match e {
+                ItemError::Pack(e) => e,
+                ItemError::Write(source) => codec_or_spool(compression, &path, source),
+            })?;
+        }
+        tar.write_all(&END_OF_ARCHIVE)
+            .map_err(|e| codec_or_spool(compression, &path, e))?;
+        let tar = tar
+            .into_inner()
+            .map_err(|e| codec_or_spool(compression, &path, e.into_error()))?;
+        let (encoder, diff_id, uncompressed_size) = tar.finish();
+        let blob = encoder
+            .finish()
+            .map_err(|e| codec_or_spool(compression, &path, e))?;
+        let (out, digest, size) = blob.finish();
+        out.into_inner().map_err(|e| spool_err(e.into_error()))?;
+        tracing::debug!(part = part.index, entries = part.items.len(), %digest, size, uncompressed_size, "packed layer");
+        Ok(Blob {
+            file: path,
+            layer: PackedLayer {
+                blob: PathBuf::new(),
+                digest,
+                size,
+                diff_id,
+                uncompressed_size,
+            },
+        })
+    }
+
+    fn write_item(&mut self, item: &Item, tar: &mut impl Write) -> Result<(), ItemError> {
+        let kind = match &item.kind {
+            ItemKind::Dir => EntryKind::Dir,
+            ItemKind::File { size } => EntryKind::File { size: *size },
+            ItemKind::Symlink { target } => EntryKind::Symlink { target },
+            ItemKind::Hardlink { target } => EntryKind::Hardlink { target },
+        };
+        self.header_buf.clear();
+        let header = EntryHeader {
+            path: &item.path,
+            kind,
+            mode: item.mode,
+            mtime: item.mtime,
+        };
+        self.headers.encode(&header, &mut self.header_buf);
+        tar.write_all(&self.header_buf).map_err(ItemError::Write)?;
+        if let ItemKind::File { size } = item.kind {
+            self.copy_file(&item.path, size, tar)?;
+            tar.write_all(&END_OF_ARCHIVE[..padding(size)])
+                .map_err(ItemError::Write)?;
+        }
+        Ok(())
+    }
+
+    /// Copies exactly `size` bytes of the file, failing if it has more or
+    /// fewer: the header already promised `size`.
+    fn copy_file(&mut self, rel: &[u8], size: u64, tar: &mut impl Write) -> Result<(), ItemError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = item_path(self.root, rel);
+        let read_err = |source: io::Error| {
+            ItemError::Pack(PackError::Read {
+                path: path.clone(),
+                source,
+            })
+        };
+        // O_NOFOLLOW: if the file was swapped for a symlink since the walk,
+        // fail instead of archiving whatever it points at.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(read_err)?;
+        let mut left = size;
+        while left > 0 {
+            let want = self
+                .read_buf
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match file.read(&mut self.read_buf[..want]) {
+                Ok(0) => {
+                    return Err(ItemError::Pack(PackError::SizeChanged {
+                        path,
+                        expected: size,
+                        found: format!("but it ended after {}", size - left),
+                    }));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_err(e)),
+            };
+            tar.write_all(&self.read_buf[..n])
+                .map_err(ItemError::Write)?;
+            left -= n as u64;
+        }
+        let mut probe = [0u8; 1];
+        match file.read(&mut probe) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(ItemError::Pack(PackError::SizeChanged {
+                path,
+                expected: size,
+                found: "but it has grown".to_string(),
+            })),
+            Err(e) => Err(read_err(e)),
+        }
+    }
+}
+
+enum ItemError {
+    Pack(PackError),
+    /// Writing the tar stream failed: the codec or the spool file.
+    Write(io::Error),
+}
+
+/// The write chain is codec over spool file; an error from either surfaces
+/// through the codec, so report the spool path as well as the codec.
+fn codec_or_spool(compression: Compression, spool_file: &Path, source: io::Error) -> PackError {
+    if source.raw_os_error().is_some() {
+        PackError::Spool {
+            path: spool_file.to_path_buf(),
+            source,
+        }
+    } else {
+        PackError::Codec {
+            compression,
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy_error(worker: &mut Worker<'_>, size: u64) -> PackError {
+        match worker.copy_file(b"f", size, &mut Vec::new()) {
+            Err(ItemError::Pack(err)) => err,
+            Err(ItemError::Write(err)) => panic!("unexpected write error {err}"),
+            Ok(()) => panic!("a size change must be an error"),
+        }
+    }
+
+    /// The walk saw one size; the file has another by the time it is read.
+    #[test]
+    fn a_file_whose_size_changed_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), [7u8; 10]).unwrap();
+        let opts = PackOptions::default();
+        let mut worker = Worker::new(dir.path(), dir.path(), &opts, 1);
+
+        let shrunk = copy_error(&mut worker, 20).to_string();
+        assert!(
+            shrunk.contains(&dir.path().join("f").display().to_string()),
+            "{shrunk}"
+        );
+        assert!(shrunk.contains("ended after 10"), "{shrunk}");
+        let grown = copy_error(&mut worker, 5).to_string();
+        assert!(grown.contains("grown"), "{grown}");
+
+        let mut out = Vec::new();
+        assert!(worker.copy_file(b"f", 10, &mut out).is_ok());
+        assert_eq!(out, [7u8; 10]);
+    }
+
+    #[test]
+    fn a_missing_spool_directory_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("no-such-spool");
+        let err = pack_dir(dir.path(), &spool, &PackOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("no-such-spool"), "{err}");
+    }
+}

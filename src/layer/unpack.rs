@@ -1,0 +1,515 @@
+//! Restores layer blobs into a directory, treating every blob as hostile.
+//!
+//! Two threads per layer: the caller's reads the raw blob through a
+//! [`VerifyingReader`] (digest and size), decompresses it and bounds the
+//! output; a helper hashes the tar stream (diff_id) and stages its entries
+//! (see [`super::stage`]). Staged content is renamed into place only after
+//! every check passed; any failure removes it again.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+
+use crate::compression::Compression;
+use crate::digest::{Digest, Hasher, VerifyingReader};
+
+use super::codec::{IO_BUFFER, decoder};
+use super::safe_path::{ancestors, depth, on_disk};
+use super::stage::{DirMeta, Restored, Stage, TempNames};
+use super::stats::EntryStats;
+use super::tar_read::TarReader;
+
+/// Decompressed bytes handed from the decoding thread to the extracting one.
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight between the two threads (bounds memory to ~2 MiB).
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// One layer blob to apply, as its descriptor describes it.
+pub struct LayerSource<R> {
+    /// The raw (compressed) blob bytes, untrusted.
+    pub reader: R,
+    pub digest: Digest,
+    pub size: u64,
+    pub compression: Compression,
+    /// sha256 of the uncompressed tar, checked when given.
+    pub diff_id: Option<Digest>,
+    /// Refuse the layer once it decompresses to more than this.
+    pub max_uncompressed: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("restore root {path}: {reason}")]
+    Root { path: PathBuf, reason: String },
+    #[error("restoring {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The blob could not be read, failed its digest or size check, or is
+    /// not a valid compressed tar.
+    #[error("layer {layer}: {source}")]
+    Blob {
+        layer: Digest,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "layer {layer}: uncompressed content digest mismatch: the tar hashes to {actual}, its diff_id is {expected}"
+    )]
+    DiffIdMismatch {
+        layer: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error(
+        "layer {layer}: decompresses to more than the allowed {limit} bytes; refusing it (decompression bomb or wrong descriptor)"
+    )]
+    TooLarge { layer: Digest, limit: u64 },
+    #[error("layer {layer}: entry {entry:?}: {reason}")]
+    UnsafeEntry {
+        layer: Digest,
+        entry: String,
+        reason: String,
+    },
+    #[error("layer {layer}: {path:?}: {reason}; nothing was deleted")]
+    TypeConflict {
+        layer: Digest,
+        path: String,
+        reason: String,
+    },
+    #[error("layer {layer}: the extracting thread panicked")]
+    Panicked { layer: Digest },
+}
+
+/// Applies the layers of one cache entry to a directory, in order.
+pub struct EntryRestorer {
+    root: PathBuf,
+    temps: TempNames,
+    restored: Restored,
+}
+
+impl EntryRestorer {
+    /// Prepares to restore into `root`, creating it (and its parents) if
+    /// missing. `root` may be a symlink to a directory: that is the user's
+    /// choice, and the only symlink a restore ever follows.
+    pub fn new(root: &Path) -> Result<EntryRestorer, UnpackError> {
+        let root_err = |reason: &str| UnpackError::Root {
+            path: root.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        match fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(root_err("exists and is not a directory")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if fs::symlink_metadata(root).is_ok() {
+                    return Err(root_err("is a dangling symlink"));
+                }
+                fs::create_dir_all(root).map_err(|source| UnpackError::Io {
+                    path: root.to_path_buf(),
+                    source,
+                })?;
+            }
+            Err(source) => {
+                return Err(UnpackError::Io {
+                    path: root.to_path_buf(),
+                    source,
+                });
+            }
+        }
+        Ok(EntryRestorer {
+            root: root.to_path_buf(),
+            temps: TempNames::new(),
+            restored: Restored::default(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Verifies and applies one layer. On error nothing of this layer is
+    /// left in the target (files already there are untouched) and the
+    /// restorer may still be finished or given another layer.
+    pub fn apply_layer<R: Read>(&mut self, layer: LayerSource<R>) -> Result<(), UnpackError> {
+        let LayerSource {
+            reader,
+            digest,
+            size,
+            compression,
+            diff_id,
+            max_uncompressed,
+        } = layer;
+        let estargz = compression == Compression::Estargz;
+        let mut stage = Stage::new(&self.root, &digest, &mut self.temps, estargz);
+        let streamed = stream(
+            reader,
+            &digest,
+            size,
+            compression,
+            max_uncompressed,
+            &mut stage,
+        )
+        .and_then(|(actual, _)| match diff_id {
+            Some(expected) if expected != actual => Err(UnpackError::DiffIdMismatch {
+                layer: digest.clone(),
+                expected,
+                actual,
+            }),
+            _ => Ok(()),
+        });
+        match streamed {
+            Ok(()) => stage.commit(&mut self.restored),
+            Err(e) => {
+                stage.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Applies directory modes and mtimes, deepest first (creating files
+    /// bumps a directory's mtime, and a read-only parent would block its
+    /// children), and returns what was restored.
+    pub fn finish(self) -> Result<EntryStats, UnpackError> {
+        let EntryRestorer { root, restored, .. } = self;
+        let mut dirs: Vec<(Vec<u8>, DirMeta)> = restored.dirs.into_iter().collect();
+        dirs.sort_by_key(|(rel, _)| std::cmp::Reverse(depth(rel)));
+        let mut real_dirs: HashSet<Vec<u8>> = HashSet::new();
+        for (rel, meta) in dirs {
+            apply_dir_meta(&root, &rel, meta, &mut real_dirs)?;
+        }
+        Ok(restored.stats)
+    }
+}
+
+fn apply_dir_meta(
+    root: &Path,
+    rel: &[u8],
+    meta: DirMeta,
+    real_dirs: &mut HashSet<Vec<u8>>,
+) -> Result<(), UnpackError> {
+    let path = on_disk(root, rel);
+    let is_real_dir =
+        |rel: &[u8]| fs::symlink_metadata(on_disk(root, rel)).is_ok_and(|m| m.is_dir());
+    if !rel.is_empty() {
+        // Checked again here, not trusted from staging: a later layer may
+        // have replaced the directory, and a chmod must not follow a link.
+        for ancestor in ancestors(rel) {
+            if !real_dirs.contains(ancestor) {
+                if !is_real_dir(ancestor) {
+                    return Ok(());
+                }
+                real_dirs.insert(ancestor.to_vec());
+            }
+        }
+        if !is_real_dir(rel) {
+            tracing::debug!(path = %path.display(), "directory gone or replaced before its metadata was applied");
+            return Ok(());
+        }
+    }
+    let io_err = |source| UnpackError::Io {
+        path: path.clone(),
+        source,
+    };
+    if let Some(mode) = meta.mode {
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_err)?;
+    }
+    if let Some(mtime) = meta.mtime {
+        let time = filetime::FileTime::from_system_time(mtime.to_system_time());
+        filetime::set_file_mtime(&path, time).map_err(io_err)?;
+    }
+    Ok(())
+}
+
+/// How the decoding side ended.
+enum Flow {
+    /// The whole blob was decoded and handed over.
+    Complete,
+    /// The extractor stopped reading (it has an error to report).
+    ConsumerStopped,
+}
+
+struct Chunk {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+/// Runs decoding (this thread) and extraction (a helper) concurrently.
+/// Returns the tar stream's digest and size.
+fn stream<R: Read>(
+    reader: R,
+    digest: &Digest,
+    size: u64,
+    compression: Compression,
+    max_uncompressed: Option<u64>,
+    stage: &mut Stage<'_>,
+) -> Result<(Digest, u64), UnpackError> {
+    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+    let (produced, extracted) = std::thread::scope(|scope| {
+        let extractor = scope.spawn(move || extract(chunk_rx, free_tx, stage, digest));
+        let produced = produce(
+            reader,
+            digest,
+            size,
+            compression,
+            max_uncompressed,
+            chunk_tx,
+            free_rx,
+        );
+        (produced, extractor.join())
+    });
+    // A blob that fails its digest is reported as such even when the
+    // garbage it decoded to upset the tar reader first.
+    match (produced?, extracted) {
+        (_, Err(_)) => Err(UnpackError::Panicked {
+            layer: digest.clone(),
+        }),
+        (_, Ok(Err(e))) => Err(e),
+        (Flow::Complete, Ok(Ok(tar))) => Ok(tar),
+        (Flow::ConsumerStopped, Ok(Ok(_))) => Err(UnpackError::Blob {
+            layer: digest.clone(),
+            source: io::Error::other("tar reader stopped before the end of the layer"),
+        }),
+    }
+}
+
+/// Reads, verifies and decompresses the blob, sending the tar stream on.
+fn produce<R: Read>(
+    reader: R,
+    digest: &Digest,
+    size: u64,
+    compression: Compression,
+    max_uncompressed: Option<u64>,
+    tx: SyncSender<Chunk>,
+    free: Receiver<Vec<u8>>,
+) -> Result<Flow, UnpackError> {
+    let mut raw = VerifyingReader::new(reader, digest.clone(), size);
+    let flow = {
+        let buffered = BufReader::with_capacity(IO_BUFFER, &mut raw);
+        decode(buffered, compression, max_uncompressed, &tx, &free, digest)
+    };
+    // Let the extractor finish while the rest of the blob is checked.
+    drop(tx);
+    // Whatever happened, read the blob to its end and check it: a corrupt
+    // blob must be reported as a digest mismatch, not as the codec or tar
+    // error it caused.
+    match raw.finish() {
+        Err(source) => Err(UnpackError::Blob {
+            layer: digest.clone(),
+            source,
+        }),
+        Ok(()) => flow,
+    }
+}
+
+fn decode<B: BufRead>(
+    input: B,
+    compression: Compression,
+    max_uncompressed: Option<u64>,
+    tx: &SyncSender<Chunk>,
+    free: &Receiver<Vec<u8>>,
+    digest: &Digest,
+) -> Result<Flow, UnpackError> {
+    let blob_err = |source| UnpackError::Blob {
+        layer: digest.clone(),
+        source,
+    };
+    let mut decoder = decoder(input, compression).map_err(blob_err)?;
+    let mut total: u64 = 0;
+    loop {
+        let mut buf = free.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+        let len = read_full(&mut decoder, &mut buf).map_err(blob_err)?;
+        if len == 0 {
+            return Ok(Flow::Complete);
+        }
+        total += len as u64;
+        if let Some(limit) = max_uncompressed
+            && total > limit
+        {
+            return Err(UnpackError::TooLarge {
+                layer: digest.clone(),
+                limit,
+            });
+        }
+        if tx.send(Chunk { buf, len }).is_err() {
+            return Ok(Flow::ConsumerStopped);
+        }
+    }
+}
+
+/// Fills `buf` unless the input ends first; returns the bytes read.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Parses the tar stream and stages its entries; hashes the whole stream.
+fn extract(
+    rx: Receiver<Chunk>,
+    free: Sender<Vec<u8>>,
+    stage: &mut Stage<'_>,
+    digest: &Digest,
+) -> Result<(Digest, u64), UnpackError> {
+    let blob_err = |source| UnpackError::Blob {
+        layer: digest.clone(),
+        source,
+    };
+    let mut tar = TarReader::new(ChunkReader {
+        rx,
+        free,
+        current: None,
+        pos: 0,
+        hasher: Hasher::new(),
+    });
+    while let Some(header) = tar.next_entry().map_err(blob_err)? {
+        stage.add(&header, &mut tar)?;
+    }
+    // The diff_id covers everything after the end marker too.
+    let mut chunks = tar.into_inner();
+    chunks.drain();
+    Ok(chunks.hasher.finish())
+}
+
+/// The decompressed stream, as received chunk by chunk; hashes every byte
+/// it receives and hands drained buffers back for reuse.
+struct ChunkReader {
+    rx: Receiver<Chunk>,
+    free: Sender<Vec<u8>>,
+    current: Option<Chunk>,
+    pos: usize,
+    hasher: Hasher,
+}
+
+impl ChunkReader {
+    fn drain(&mut self) {
+        self.current = None;
+        while let Ok(chunk) = self.rx.recv() {
+            self.hasher.update(&chunk.buf[..chunk.len]);
+            let _ = self.free.send(chunk.buf);
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for ChunkReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        // A loop, so an empty chunk is skipped rather than read as the end.
+        while self.current.as_ref().is_none_or(|c| self.pos >= c.len) {
+            if let Some(done) = self.current.take() {
+                let _ = self.free.send(done.buf);
+            }
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.hasher.update(&chunk.buf[..chunk.len]);
+                    self.current = Some(chunk);
+                    self.pos = 0;
+                }
+                // The sender is gone: end of stream (or the decoder failed,
+                // which the caller reports).
+                Err(_) => return Ok(&[]),
+            }
+        }
+        match &self.current {
+            Some(chunk) => Ok(&chunk.buf[self.pos..chunk.len]),
+            None => Ok(&[]),
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::layer::codec::compress_writer;
+
+    /// The decoder stops at the limit instead of inflating the whole bomb:
+    /// what it hands on is at most one chunk past the limit.
+    #[test]
+    fn decoding_stops_soon_after_the_uncompressed_limit() {
+        let mut encoder = compress_writer(Vec::new(), Compression::Zstd, None).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            encoder.write_all(&zeros).unwrap();
+        }
+        let blob = encoder.finish().unwrap();
+        // Room for everything, so only the limit can stop the decoder.
+        let (tx, rx) = mpsc::sync_channel(1024);
+        let (_free_tx, free_rx) = mpsc::channel();
+        let limit = 3 << 20;
+        let digest = Digest::of(&blob);
+        let result = decode(
+            &blob[..],
+            Compression::Zstd,
+            Some(limit),
+            &tx,
+            &free_rx,
+            &digest,
+        );
+        assert!(matches!(result, Err(UnpackError::TooLarge { .. })));
+        drop(tx);
+        let handed_on: u64 = rx.iter().map(|c: Chunk| c.len as u64).sum();
+        assert!(
+            handed_on <= limit,
+            "{handed_on} bytes passed a {limit}-byte limit"
+        );
+    }
+
+    #[test]
+    fn chunk_reader_hashes_everything_it_receives() {
+        let (tx, rx) = mpsc::sync_channel(4);
+        let (free_tx, _free_rx) = mpsc::channel();
+        for piece in [&b"hello "[..], b"", b"world"] {
+            let mut buf = piece.to_vec();
+            buf.extend_from_slice(b"padding that is not part of the stream");
+            tx.send(Chunk {
+                buf,
+                len: piece.len(),
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let mut reader = ChunkReader {
+            rx,
+            free: free_tx,
+            current: None,
+            pos: 0,
+            hasher: Hasher::new(),
+        };
+        let mut first = [0u8; 3];
+        reader.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"hel");
+        // The empty chunk in the middle is not the end of the stream.
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"lo world");
+        reader.drain();
+        assert_eq!(reader.hasher.finish(), (Digest::of(b"hello world"), 11));
+    }
+}

@@ -1,0 +1,339 @@
+//! Walks a directory tree in tar order and cuts it into parts.
+//!
+//! Order: the names of each directory sorted by their bytes, depth first,
+//! a directory before its children. Parts are cut when the tar bytes they
+//! will produce reach the part size, so where a part ends depends on the
+//! tree alone. Only the current path's directory listings and one part's
+//! metadata are held: memory stays flat however large the tree.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::{self, DirEntry};
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::pack::PackError;
+use super::pax::MTime;
+use super::stats::EntryStats;
+use super::tar_write::BLOCK;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemKind {
+    Dir,
+    File {
+        size: u64,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    /// A second name of a file already emitted; `target` is that first name.
+    Hardlink {
+        target: Vec<u8>,
+    },
+}
+
+/// A directory's remaining entries, sorted by name.
+type Listing = std::vec::IntoIter<(OsString, DirEntry)>;
+
+/// One tar entry to write: metadata only, content is read by the worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Relative to the root, `/`-separated, no trailing slash.
+    pub path: Vec<u8>,
+    pub kind: ItemKind,
+    pub mode: u32,
+    pub mtime: MTime,
+}
+
+/// A run of consecutive items that becomes one layer.
+#[derive(Debug)]
+pub struct Part {
+    pub index: usize,
+    pub items: Vec<Item>,
+    /// No other part follows (known only when the walk ended inside it).
+    pub last: bool,
+}
+
+/// What one item adds to a tar: PAX header and data, ustar header, content.
+/// Long names make the PAX data a little longer; a block of slack covers it.
+fn tar_cost(item: &Item) -> u64 {
+    let names = (item.path.len() as u64).div_ceil(BLOCK as u64) * BLOCK as u64;
+    let content = match item.kind {
+        ItemKind::File { size } => size.div_ceil(BLOCK as u64) * BLOCK as u64,
+        _ => 0,
+    };
+    3 * BLOCK as u64 + names + content
+}
+
+/// Walks `root`, calling `emit` with each part in order; `emit` returns
+/// false to stop the walk early (a worker failed). Returns the tree's stats.
+pub fn walk(
+    root: &Path,
+    part_size: u64,
+    mut emit: impl FnMut(Part) -> bool,
+) -> Result<EntryStats, PackError> {
+    let mut walker = Walker {
+        root,
+        part_size: part_size.max(1),
+        stats: EntryStats::default(),
+        seen_inodes: HashMap::new(),
+        items: Vec::new(),
+        part_bytes: 0,
+        index: 0,
+    };
+    let mut stack: Vec<(Vec<u8>, Listing)> = vec![(Vec::new(), read_sorted(root)?)];
+    while let Some((dir, entries)) = stack.last_mut() {
+        let Some((name, entry)) = entries.next() else {
+            stack.pop();
+            continue;
+        };
+        let mut rel = Vec::with_capacity(dir.len() + 1 + name.len());
+        rel.extend_from_slice(dir);
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(name.as_bytes());
+        if let Some(children) = walker.visit(rel.clone(), &entry)? {
+            stack.push((rel, children));
+        }
+        if walker.part_bytes >= walker.part_size {
+            let part = walker.take_part(false);
+            if !emit(part) {
+                return Ok(walker.stats);
+            }
+        }
+    }
+    if !walker.items.is_empty() || walker.index == 0 {
+        // An empty tree still becomes one (empty) layer, so every entry has
+        // a layer for its record to point at.
+        let part = walker.take_part(true);
+        emit(part);
+    }
+    Ok(walker.stats)
+}
+
+struct Walker<'a> {
+    root: &'a Path,
+    part_size: u64,
+    stats: EntryStats,
+    /// First name of each multiply-linked file: (device, inode) -> path.
+    seen_inodes: HashMap<(u64, u64), Vec<u8>>,
+    items: Vec<Item>,
+    part_bytes: u64,
+    index: usize,
+}
+
+impl Walker<'_> {
+    fn take_part(&mut self, last: bool) -> Part {
+        let part = Part {
+            index: self.index,
+            items: std::mem::take(&mut self.items),
+            last,
+        };
+        self.index += 1;
+        self.part_bytes = 0;
+        part
+    }
+
+    /// Records one entry; for a directory returns its sorted children.
+    fn visit(&mut self, rel: Vec<u8>, entry: &DirEntry) -> Result<Option<Listing>, PackError> {
+        let full = || self.root.join(Path::new(std::ffi::OsStr::from_bytes(&rel)));
+        // DirEntry::metadata is an lstat relative to the open directory.
+        let meta = entry.metadata().map_err(|source| PackError::Read {
+            path: full(),
+            source,
+        })?;
+        let file_type = meta.file_type();
+        let mode = meta.mode() & 0o7777;
+        let mtime = MTime::new(meta.mtime(), u32::try_from(meta.mtime_nsec()).unwrap_or(0));
+        let (kind, children) = if file_type.is_dir() {
+            self.stats.dirs += 1;
+            (ItemKind::Dir, Some(read_sorted(&full())?))
+        } else if file_type.is_file() {
+            let first_name = if meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                match self.seen_inodes.get(&key) {
+                    Some(first) => Some(first.clone()),
+                    None => {
+                        self.seen_inodes.insert(key, rel.clone());
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            match first_name {
+                Some(target) => {
+                    self.stats.hardlinks += 1;
+                    (ItemKind::Hardlink { target }, None)
+                }
+                None => {
+                    self.stats.files += 1;
+                    self.stats.bytes += meta.len();
+                    (ItemKind::File { size: meta.len() }, None)
+                }
+            }
+        } else if file_type.is_symlink() {
+            let path = full();
+            let target = fs::read_link(&path).map_err(|source| PackError::Read { path, source })?;
+            self.stats.symlinks += 1;
+            (
+                ItemKind::Symlink {
+                    target: target.into_os_string().into_vec(),
+                },
+                None,
+            )
+        } else {
+            // Sockets, FIFOs and devices are runtime objects, not cache
+            // content, and a restore would refuse them anyway.
+            tracing::warn!(path = %full().display(), "skipping a socket, FIFO or device file: caches hold only files, directories and links");
+            return Ok(None);
+        };
+        let item = Item {
+            path: rel,
+            kind,
+            mode,
+            mtime,
+        };
+        self.part_bytes += tar_cost(&item);
+        self.items.push(item);
+        Ok(children)
+    }
+}
+
+/// A directory's entries sorted by name bytes.
+fn read_sorted(dir: &Path) -> Result<Listing, PackError> {
+    let read_err = |source: io::Error| PackError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        entries.push((entry.file_name(), entry));
+    }
+    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(entries.into_iter())
+}
+
+/// The on-disk path of an item.
+pub fn item_path(root: &Path, rel: &[u8]) -> PathBuf {
+    root.join(Path::new(std::ffi::OsStr::from_bytes(rel)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn collect(root: &Path, part_size: u64) -> (Vec<Part>, EntryStats) {
+        let mut parts = Vec::new();
+        let stats = walk(root, part_size, |p| {
+            parts.push(p);
+            true
+        })
+        .unwrap();
+        (parts, stats)
+    }
+
+    fn names(parts: &[Part]) -> Vec<String> {
+        parts
+            .iter()
+            .flat_map(|p| &p.items)
+            .map(|i| String::from_utf8_lossy(&i.path).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn order_is_sorted_bytes_depth_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["b", "a", "a/z", "a-c"] {
+            fs::create_dir(root.join(d)).unwrap();
+        }
+        for f in ["a/z/1", "a/y", "B", "a-c/x"] {
+            fs::write(root.join(f), f).unwrap();
+        }
+        let (parts, stats) = collect(root, u64::MAX);
+        assert_eq!(
+            names(&parts),
+            ["B", "a", "a/y", "a/z", "a/z/1", "a-c", "a-c/x", "b"]
+        );
+        assert_eq!((stats.files, stats.dirs), (4, 4));
+        assert_eq!(parts.len(), 1);
+        assert!(parts[0].last);
+    }
+
+    #[test]
+    fn hard_links_point_at_the_first_name_and_symlinks_keep_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("b"), "x").unwrap();
+        fs::hard_link(root.join("b"), root.join("a")).unwrap();
+        fs::hard_link(root.join("b"), root.join("c")).unwrap();
+        symlink("../nowhere", root.join("d")).unwrap();
+        let (parts, stats) = collect(root, u64::MAX);
+        let items = &parts[0].items;
+        assert_eq!(items[0].kind, ItemKind::File { size: 1 });
+        assert_eq!(
+            items[1].kind,
+            ItemKind::Hardlink {
+                target: b"a".to_vec()
+            }
+        );
+        assert_eq!(
+            items[2].kind,
+            ItemKind::Hardlink {
+                target: b"a".to_vec()
+            }
+        );
+        assert_eq!(
+            items[3].kind,
+            ItemKind::Symlink {
+                target: b"../nowhere".to_vec()
+            }
+        );
+        assert_eq!(
+            (stats.files, stats.hardlinks, stats.symlinks, stats.bytes),
+            (1, 2, 1, 1)
+        );
+    }
+
+    #[test]
+    fn parts_are_cut_by_size_and_an_empty_tree_is_one_part() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10 {
+            fs::write(dir.path().join(format!("f{i}")), vec![0u8; 4096]).unwrap();
+        }
+        // Each file costs 2 KiB of headers (estimated) + 4 KiB of content.
+        let (parts, _) = collect(dir.path(), 11 * 1024);
+        assert_eq!(
+            parts.iter().map(|p| p.items.len()).collect::<Vec<_>>(),
+            [2, 2, 2, 2, 2]
+        );
+        assert_eq!(
+            parts.iter().map(|p| p.index).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        assert!(!parts[0].last);
+
+        let empty = tempfile::tempdir().unwrap();
+        let (parts, _) = collect(empty.path(), 1024);
+        assert_eq!(parts.len(), 1);
+        assert!(parts[0].items.is_empty());
+    }
+
+    #[test]
+    fn fifos_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        fs::write(dir.path().join("file"), "x").unwrap();
+        let (parts, _) = collect(dir.path(), u64::MAX);
+        assert_eq!(names(&parts), ["file"]);
+    }
+}
