@@ -173,7 +173,9 @@ pub struct VerifyingReader<R> {
 pub enum VerifyError {
     #[error("blob {digest}: digest mismatch (content hashes to {actual})")]
     DigestMismatch { digest: Digest, actual: Digest },
-    #[error("blob {digest}: size mismatch: descriptor says {expected} bytes, content has {actual}; digest not verified")]
+    #[error(
+        "blob {digest}: size mismatch: descriptor says {expected} bytes, content has {actual}; digest not verified"
+    )]
     SizeMismatch {
         digest: Digest,
         expected: u64,
@@ -224,7 +226,9 @@ impl<R: Read> Read for VerifyingReader<R> {
         let remaining = self.expected_size.saturating_sub(self.hasher.len());
         // Read one byte past the declared size so an oversized blob is
         // noticed instead of silently truncated.
-        let limit = buf.len().min(usize::try_from(remaining + 1).unwrap_or(usize::MAX));
+        let limit = buf
+            .len()
+            .min(usize::try_from(remaining + 1).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..limit])?;
         self.hasher.update(&buf[..n]);
         if self.hasher.len() > self.expected_size {
@@ -257,7 +261,10 @@ mod tests {
         assert!("sha512:abcd".parse::<Digest>().is_err());
         assert!("sha256:../../etc/passwd".parse::<Digest>().is_err());
         assert!(EMPTY.to_uppercase().parse::<Digest>().is_err());
-        assert_eq!(EMPTY.parse::<Digest>().map(|d| d.to_string()).ok(), Some(EMPTY.into()));
+        assert_eq!(
+            EMPTY.parse::<Digest>().map(|d| d.to_string()).ok(),
+            Some(EMPTY.into())
+        );
     }
 
     #[test]

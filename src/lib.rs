@@ -10,6 +10,7 @@ pub mod digest;
 pub mod image;
 pub mod layer;
 pub mod ops;
+pub mod progress;
 pub mod reference;
 pub mod spec;
 pub mod store;

@@ -264,6 +264,17 @@ pub fn parse_cache_from(value: &str) -> Result<Vec<CacheFrom>, SpecError> {
     }
 }
 
+impl ExportTarget {
+    /// The location as users name it in messages and reports: the
+    /// normalised registry ref, or the local `dest` as given.
+    pub fn location(&self) -> String {
+        match self {
+            ExportTarget::Registry { reference, .. } => reference.to_string(),
+            ExportTarget::Local { dest, .. } => dest.display().to_string(),
+        }
+    }
+}
+
 impl CacheTo {
     /// This destination as it appears in the `--dry-run` plan
     /// (docs/dry-run.md).

@@ -1,1 +1,143 @@
-//! placeholder, replaced as the module lands
+//! Where caches live. One trait over every location a spec can name, so the
+//! operations (`ops`) never know whether they talk to a directory or a
+//! registry.
+
+pub mod local;
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use crate::digest::{Digest, VerifyingReader};
+use crate::image::{Descriptor, RawManifest};
+use crate::progress::BlobProgress;
+use crate::spec::{CacheFrom, CacheTo, ExportTarget, ImportSource};
+
+/// Raw, unverified blob content. Callers wrap it in a
+/// [`VerifyingReader`] before trusting a byte.
+pub type BlobReader = Box<dyn Read + Send>;
+
+/// Small blobs (configs, manifests, regcache's entries list) are read whole;
+/// anything claiming to be larger is refused before a byte is read.
+pub const MAX_SMALL_BLOB: u64 = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{location}: {message}")]
+    Unsupported { location: String, message: String },
+}
+
+impl StoreError {
+    pub fn io(what: impl Into<String>, source: io::Error) -> StoreError {
+        StoreError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// One cache location: the manifest a spec names, and the blobs beside it.
+#[async_trait]
+pub trait CacheStore: Send + Sync {
+    /// How messages name this location, e.g. `local:/tmp/cache (tag latest)`.
+    fn describe(&self) -> String;
+
+    /// The cache manifest this location's spec names, or `None` when the
+    /// location, tag or digest does not exist (a miss, not an error).
+    async fn fetch_manifest(&self) -> Result<Option<RawManifest>, StoreError>;
+
+    /// The blob's bytes, unverified.
+    async fn open_blob(&self, desc: &Descriptor) -> Result<BlobReader, StoreError>;
+
+    /// Whether the location already holds this blob.
+    async fn has_blob(&self, desc: &Descriptor) -> Result<bool, StoreError>;
+
+    /// Stores a blob whose content is in `file` and whose digest and size
+    /// the caller has already computed, reporting bytes as they go.
+    async fn put_blob_file(
+        &self,
+        desc: &Descriptor,
+        file: &Path,
+        progress: &dyn BlobProgress,
+    ) -> Result<(), StoreError>;
+
+    async fn put_blob_bytes(&self, desc: &Descriptor, bytes: &[u8]) -> Result<(), StoreError>;
+
+    /// Points the spec's tag at `manifest`. Called last, after every blob
+    /// it names is in place, so a failed export never moves the tag.
+    async fn put_manifest(&self, manifest: &RawManifest) -> Result<(), StoreError>;
+
+    /// A directory on the same file system as the store, where `save` can
+    /// spool compressed layers so that storing them is a rename or a link
+    /// instead of a copy. `None`: use the system's temporary directory.
+    fn spool_dir(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// Reads a small blob whole and checks it against its descriptor.
+    async fn read_small_blob(&self, desc: &Descriptor) -> Result<Vec<u8>, StoreError> {
+        if desc.size > MAX_SMALL_BLOB {
+            return Err(StoreError::Invalid(format!(
+                "blob {} claims {} bytes, more than the {} allowed for a {}",
+                desc.digest, desc.size, MAX_SMALL_BLOB, desc.media_type
+            )));
+        }
+        let reader = self.open_blob(desc).await?;
+        let digest = desc.digest.clone();
+        let size = desc.size;
+        let read = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
+            let mut verifying = VerifyingReader::new(reader, digest, size);
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            verifying.read_to_end(&mut bytes)?;
+            verifying.finish()?;
+            Ok(bytes)
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("blob reader stopped: {e}")))?;
+        read.map_err(|e| StoreError::io(format!("{}: blob {}", self.describe(), desc.digest), e))
+    }
+}
+
+/// The store an import spec names.
+pub fn open_import(spec: &CacheFrom) -> Result<Box<dyn CacheStore>, StoreError> {
+    match &spec.source {
+        ImportSource::Local { src, tag, digest } => Ok(Box::new(local::LocalStore::new(
+            src.clone(),
+            tag.clone(),
+            digest.clone(),
+        ))),
+        ImportSource::Registry { reference, .. } => Err(StoreError::Unsupported {
+            location: reference.to_string(),
+            message: "type=registry is not available in this build yet; use type=local".into(),
+        }),
+    }
+}
+
+/// The store an export spec names.
+pub fn open_export(spec: &CacheTo) -> Result<Box<dyn CacheStore>, StoreError> {
+    match &spec.target {
+        ExportTarget::Local { dest, tag } => Ok(Box::new(local::LocalStore::new(
+            dest.clone(),
+            tag.clone(),
+            None,
+        ))),
+        ExportTarget::Registry { reference, .. } => Err(StoreError::Unsupported {
+            location: reference.to_string(),
+            message: "type=registry is not available in this build yet; use type=local".into(),
+        }),
+    }
+}
+
+/// A digest known to be valid as a file name (it is 64 hex digits).
+pub(crate) fn blob_file_name(digest: &Digest) -> &str {
+    digest.hex()
+}

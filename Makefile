@@ -1,0 +1,48 @@
+# regcache — every command a fresh machine needs. See README.md.
+
+CARGO ?= cargo
+RELEASE_BIN := target/release/regcache
+# The benchmark tree: a real cargo target dir, several hundred MB once the
+# tests are built.
+BENCH_TREE ?= target/debug
+
+.PHONY: all build demo test lint unit generated bench deps clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+# The main job on the embedded default (a local OCI-layout dir, no server):
+# save a sample tree, restore it elsewhere, compare, inspect.
+demo: build
+	scripts/demo.sh $(RELEASE_BIN)
+
+# Installs what the tests need, then runs lint and the whole suite.
+test: deps lint unit
+
+unit:
+	$(CARGO) test --all-targets --locked
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+# Rewrites the shell completions and man pages from the clap definitions.
+generated:
+	REGCACHE_BLESS=1 $(CARGO) test --test generated_files
+
+# Save/restore throughput against `tar | zstd -T0` on the same tree.
+bench: deps build
+	$(CARGO) build --all-targets
+	scripts/bench.py $(RELEASE_BIN) $(BENCH_TREE)
+
+# Tools the tests and benchmarks call, installed only when missing.
+deps:
+	@command -v $(CARGO) >/dev/null || { echo "cargo is required (rustup.rs)"; exit 1; }
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@command -v zstd >/dev/null && command -v tar >/dev/null || scripts/apt-install.sh zstd tar
+
+clean:
+	$(CARGO) clean

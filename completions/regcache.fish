@@ -1,0 +1,59 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_regcache_global_optspecs
+    string join \n v/verbose q/quiet jobs= h/help V/version
+end
+
+function __fish_regcache_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_regcache_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_regcache_using_subcommand
+    set -l cmd (__fish_regcache_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c regcache -n "__fish_regcache_needs_command" -l jobs -d 'How many layers to compress at once [default: the number of CPUs]' -r
+complete -c regcache -n "__fish_regcache_needs_command" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
+complete -c regcache -n "__fish_regcache_needs_command" -s q -l quiet -d 'Only warnings and errors; no summary'
+complete -c regcache -n "__fish_regcache_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regcache -n "__fish_regcache_needs_command" -s V -l version -d 'Print version'
+complete -c regcache -n "__fish_regcache_needs_command" -f -a "save" -d 'Save directories to every --cache-to'
+complete -c regcache -n "__fish_regcache_needs_command" -f -a "restore" -d 'Restore directories from the first --cache-from that holds each'
+complete -c regcache -n "__fish_regcache_needs_command" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
+complete -c regcache -n "__fish_regcache_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c regcache -n "__fish_regcache_using_subcommand save" -l cache-to -d 'Where to save (repeatable)' -r
+complete -c regcache -n "__fish_regcache_using_subcommand save" -l jobs -d 'How many layers to compress at once [default: the number of CPUs]' -r
+complete -c regcache -n "__fish_regcache_using_subcommand save" -l dry-run -d 'Print the plan, every spec at its effective parameters, and touch nothing'
+complete -c regcache -n "__fish_regcache_using_subcommand save" -l json -d 'With --dry-run: print the plan as one JSON object (see docs/dry-run.md)'
+complete -c regcache -n "__fish_regcache_using_subcommand save" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
+complete -c regcache -n "__fish_regcache_using_subcommand save" -s q -l quiet -d 'Only warnings and errors; no summary'
+complete -c regcache -n "__fish_regcache_using_subcommand save" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -l cache-from -d 'Where to look, in order of preference (repeatable)' -r
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -l jobs -d 'How many layers to compress at once [default: the number of CPUs]' -r
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -l fail-on-miss -d 'Exit 1 when no path at all could be restored'
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -l dry-run -d 'Print the plan, every spec at its effective parameters, and touch nothing'
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -l json -d 'With --dry-run: print the plan as one JSON object (see docs/dry-run.md)'
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -s q -l quiet -d 'Only warnings and errors; no summary'
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regcache -n "__fish_regcache_using_subcommand inspect" -l jobs -d 'How many layers to compress at once [default: the number of CPUs]' -r
+complete -c regcache -n "__fish_regcache_using_subcommand inspect" -l json -d 'Print one JSON object instead of tables'
+complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
+complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s q -l quiet -d 'Only warnings and errors; no summary'
+complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s h -l help -d 'Print help'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore inspect help" -f -a "save" -d 'Save directories to every --cache-to'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore inspect help" -f -a "restore" -d 'Restore directories from the first --cache-from that holds each'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore inspect help" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Cold save and restore of a real tree, as ratios to `tar | zstd -T0` and
+`zstd -d | tar -x` of the same tree, measured in the same run.
+
+usage: scripts/bench.py REGCACHE_BIN [TREE]
+
+TREE defaults to this project's own target/debug (a real cargo target dir,
+several hundred MB after `cargo build --all-targets`). Each measurement is
+the best of --runs runs; page cache is warm for both sides alike.
+"""
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run(cmd, cwd=None):
+    """Runs cmd (a shell line), returns (seconds, peak RSS in MiB of the
+    largest process it started)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(after, before) / 1024.0
+
+
+def tree_size(path):
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            if not os.path.islink(full):
+                total += os.lstat(full).st_size
+    return total
+
+
+def best(label, cmd, runs, cwd=None, before=None):
+    times, rss = [], 0.0
+    for _ in range(runs):
+        if before:
+            before()
+        seconds, peak = run(cmd, cwd)
+        times.append(seconds)
+        rss = max(rss, peak)
+    print(f"  {label:<34} {min(times):7.2f}s  (runs: {', '.join(f'{t:.2f}' for t in times)})",
+          flush=True)
+    return min(times), rss
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("bin")
+    parser.add_argument("tree", nargs="?", default="target/debug")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    binary = os.path.abspath(args.bin)
+    tree = os.path.abspath(args.tree)
+    size = tree_size(tree)
+    print(f"tree: {tree} ({size / 1e6:.0f} MB), {os.cpu_count()} CPUs")
+    if size < 500e6:
+        print("warning: tree is smaller than 500 MB; numbers are less telling", file=sys.stderr)
+    parent, name = os.path.dirname(tree), os.path.basename(tree)
+    work = tempfile.mkdtemp(prefix="regcache-bench-")
+    try:
+        cache = os.path.join(work, "cache")
+        archive = os.path.join(work, "floor.tar.zst")
+        out = os.path.join(work, "out")
+
+        def fresh_cache():
+            shutil.rmtree(cache, ignore_errors=True)
+
+        def fresh_out():
+            shutil.rmtree(out, ignore_errors=True)
+            os.makedirs(out)
+
+        print("save")
+        floor_save, floor_save_rss = best(
+            "tar | zstd -T0 (floor)", f"tar -C {parent} -cf - {name} | zstd -q -T0 -3 -o {archive} -f",
+            args.runs)
+        ours_save, ours_save_rss = best(
+            "regcache save (zstd)",
+            f"{binary} save -q --cache-to type=local,dest={cache},compression=zstd {name}",
+            args.runs, cwd=parent, before=fresh_cache)
+        print("restore")
+        floor_restore, floor_restore_rss = best(
+            "zstd -d | tar -x (floor)", f"zstd -q -d -c {archive} | tar -C {out} -xf -",
+            args.runs, before=fresh_out)
+        ours_restore, ours_restore_rss = best(
+            "regcache restore",
+            f"{binary} restore -q --cache-from type=local,src={cache}",
+            args.runs, cwd=out, before=fresh_out)
+        cache_size = tree_size(cache)
+        print()
+        print(f"compressed: floor {os.path.getsize(archive) / 1e6:.0f} MB, regcache {cache_size / 1e6:.0f} MB")
+        print(f"save    ratio {ours_save / floor_save:5.2f}x  (target <= 1.5x)   peak RSS {ours_save_rss:6.1f} MiB (floor {floor_save_rss:.1f})")
+        print(f"restore ratio {ours_restore / floor_restore:5.2f}x  (target <= 1.5x)   peak RSS {ours_restore_rss:6.1f} MiB (floor {floor_restore_rss:.1f})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

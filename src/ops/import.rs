@@ -1,0 +1,68 @@
+//! The tolerant importer: every `--cache-from` either loads or becomes a
+//! one-line warning. A missing cache is the normal first run of a branch,
+//! never a reason to fail a build.
+
+use crate::image::{CacheConfig, CacheImage, EntriesBlob, RawManifest};
+use crate::spec::CacheFrom;
+use crate::store::{self, CacheStore};
+
+/// A cache that loaded: its manifest, the config BuildKit reads and, for
+/// caches regcache wrote, the list of entries.
+pub struct LoadedCache {
+    pub label: String,
+    pub store: Box<dyn CacheStore>,
+    pub raw: RawManifest,
+    pub image: CacheImage,
+    pub config: CacheConfig,
+    pub entries: Option<EntriesBlob>,
+}
+
+pub enum ImportOutcome {
+    Loaded(Box<LoadedCache>),
+    Missed { label: String, reason: String },
+}
+
+/// Loads one `--cache-from`. Never fails: what would be an error elsewhere
+/// is the reason of a miss here.
+pub async fn load_tolerantly(spec: &CacheFrom) -> ImportOutcome {
+    let label = spec.to_string();
+    match load(spec).await {
+        Ok(loaded) => ImportOutcome::Loaded(Box::new(loaded)),
+        Err(reason) => ImportOutcome::Missed { label, reason },
+    }
+}
+
+/// Loads one cache, with the reason as text when it cannot be used.
+pub async fn load(spec: &CacheFrom) -> Result<LoadedCache, String> {
+    let store = store::open_import(spec).map_err(|e| e.to_string())?;
+    let label = store.describe();
+    let raw = match store.fetch_manifest().await {
+        Ok(Some(raw)) => raw,
+        Ok(None) => return Err("not found".to_string()),
+        Err(err) => return Err(err.to_string()),
+    };
+    let image = CacheImage::decode(&raw).map_err(|e| e.to_string())?;
+    let config_bytes = store
+        .read_small_blob(&image.config)
+        .await
+        .map_err(|e| format!("cache config: {e}"))?;
+    let config = CacheConfig::from_json(&config_bytes).map_err(|e| format!("cache config: {e}"))?;
+    let entries = match image.entries_blob() {
+        None => None,
+        Some(desc) => {
+            let bytes = store
+                .read_small_blob(desc)
+                .await
+                .map_err(|e| format!("entries list: {e}"))?;
+            Some(EntriesBlob::from_json(&bytes).map_err(|e| format!("entries list: {e}"))?)
+        }
+    };
+    Ok(LoadedCache {
+        label,
+        store,
+        raw,
+        image,
+        config,
+        entries,
+    })
+}

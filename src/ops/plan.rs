@@ -1,0 +1,42 @@
+//! `--dry-run`: the plan a command would carry out, with every parameter at
+//! its effective value, and nothing touched. The JSON form is documented in
+//! docs/dry-run.md.
+
+use serde_json::{Value, json};
+
+use crate::spec::{CacheFrom, CacheTo};
+
+pub struct Plan<'a> {
+    pub command: &'a str,
+    pub cache_to: &'a [CacheTo],
+    pub cache_from: &'a [CacheFrom],
+    pub paths: &'a [String],
+}
+
+impl Plan<'_> {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "command": self.command,
+            "cache_to": self.cache_to.iter().map(CacheTo::plan_json).collect::<Vec<_>>(),
+            "cache_from": self.cache_from.iter().map(CacheFrom::plan_json).collect::<Vec<_>>(),
+            "paths": self.paths,
+        })
+    }
+
+    pub fn render_human(&self) -> String {
+        let mut out = format!("{} (dry run: nothing is read or written)\n", self.command);
+        for spec in self.cache_from {
+            out.push_str(&format!("  cache-from  {spec}\n"));
+        }
+        for spec in self.cache_to {
+            out.push_str(&format!("  cache-to    {spec}\n"));
+        }
+        if self.paths.is_empty() {
+            out.push_str("  paths       (every path the cache holds)\n");
+        }
+        for path in self.paths {
+            out.push_str(&format!("  path        {path}\n"));
+        }
+        out
+    }
+}

@@ -1,0 +1,206 @@
+//! `regcache restore`: each path from the first `--cache-from`, in the
+//! order given, that holds it. Missing caches are warnings; a blob that
+//! fails its digest is an error, and never reaches the target.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::import::{self, ImportOutcome, LoadedCache};
+use super::{OpsError, blocking, entry_path};
+use crate::image::{entry_chain, media_types};
+use crate::layer::{EntryRestorer, EntryStats, LayerSource};
+use crate::spec::CacheFrom;
+
+pub struct RestoreOptions {
+    pub cache_from: Vec<CacheFrom>,
+    /// Empty: every path the caches hold (see
+    /// [`entry_path::safe_to_restore_implicitly`]).
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RestoreReport {
+    pub sources: Vec<SourceReport>,
+    pub paths: Vec<PathReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SourceReport {
+    pub source: String,
+    pub loaded: bool,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PathReport {
+    pub path: String,
+    pub hit: bool,
+    /// The `--cache-from` the path came from.
+    pub from: Option<String>,
+    pub stats: Option<EntryStats>,
+    pub seconds: f64,
+}
+
+impl RestoreReport {
+    pub fn hits(&self) -> usize {
+        self.paths.iter().filter(|p| p.hit).count()
+    }
+}
+
+pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreReport, OpsError> {
+    let mut sources = Vec::new();
+    let mut report = RestoreReport {
+        sources: Vec::new(),
+        paths: Vec::new(),
+    };
+    for spec in &options.cache_from {
+        match import::load_tolerantly(spec).await {
+            ImportOutcome::Loaded(loaded) => {
+                report.sources.push(SourceReport {
+                    source: loaded.label.clone(),
+                    loaded: true,
+                    reason: None,
+                });
+                sources.push(*loaded);
+            }
+            ImportOutcome::Missed { label, reason } => {
+                tracing::warn!("cache {label}: {reason}; going on without it");
+                report.sources.push(SourceReport {
+                    source: label,
+                    loaded: false,
+                    reason: Some(reason),
+                });
+            }
+        }
+    }
+
+    for name in wanted_paths(&options.paths, &sources, cwd) {
+        let started = Instant::now();
+        let holder = sources.iter().find(|s| holds(s, &name));
+        let Some(source) = holder else {
+            tracing::warn!("{name}: not in any cache (miss)");
+            report.paths.push(PathReport {
+                path: name,
+                hit: false,
+                from: None,
+                stats: None,
+                seconds: 0.0,
+            });
+            continue;
+        };
+        let root = entry_path::resolve(&name, cwd);
+        let stats = restore_entry(source, &name, root).await?;
+        tracing::info!(
+            "restored {name} from {}: {} files, {} bytes",
+            source.label,
+            stats.files,
+            stats.bytes
+        );
+        report.paths.push(PathReport {
+            path: name,
+            hit: true,
+            from: Some(source.label.clone()),
+            stats: Some(stats),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(report)
+}
+
+fn holds(source: &LoadedCache, name: &str) -> bool {
+    source
+        .entries
+        .as_ref()
+        .is_some_and(|e| e.entries.iter().any(|entry| entry.path == name))
+}
+
+/// The paths asked for, or every path the caches hold that may be restored
+/// without being named.
+fn wanted_paths(args: &[String], sources: &[LoadedCache], cwd: &Path) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    if !args.is_empty() {
+        for arg in args {
+            if let Some(name) = entry_path::entry_name(arg)
+                && !names.contains(&name)
+            {
+                names.push(name);
+            }
+        }
+        return names;
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    for source in sources {
+        let Some(entries) = &source.entries else {
+            continue;
+        };
+        for entry in &entries.entries {
+            if names.contains(&entry.path) {
+                continue;
+            }
+            if entry_path::safe_to_restore_implicitly(&entry.path, cwd, home.as_deref()) {
+                names.push(entry.path.clone());
+            } else {
+                tracing::warn!(
+                    "{}: outside the working and home directories; not restored unless named as a PATH",
+                    entry.path
+                );
+            }
+        }
+    }
+    names
+}
+
+async fn restore_entry(
+    source: &LoadedCache,
+    name: &str,
+    root: PathBuf,
+) -> Result<EntryStats, OpsError> {
+    let unpack_error = |source_err| OpsError::Unpack {
+        path: name.to_string(),
+        from: source.label.clone(),
+        source: Box::new(source_err),
+    };
+    let chain = entry_chain(&source.image, &source.config, name)?;
+    let mut restorer = blocking(move || EntryRestorer::new(&root))
+        .await?
+        .map_err(unpack_error)?;
+    for desc in chain {
+        let compression = media_types::layer_compression(&desc.media_type).ok_or_else(|| {
+            OpsError::Failed(format!(
+                "{}: layer {} has media type {}, which is not a layer",
+                source.label, desc.digest, desc.media_type
+            ))
+        })?;
+        let diff_id = desc
+            .annotations
+            .get(media_types::ANNOTATION_UNCOMPRESSED)
+            .and_then(|v| v.parse().ok());
+        let max_uncompressed = desc
+            .annotations
+            .get(media_types::ANNOTATION_UNCOMPRESSED_SIZE)
+            .and_then(|v| v.parse::<u64>().ok());
+        if diff_id.is_none() || max_uncompressed.is_none() {
+            return Err(OpsError::Failed(format!(
+                "{}: layer {} of {name} does not declare its uncompressed digest and size; refusing to extract it",
+                source.label, desc.digest
+            )));
+        }
+        let reader = source.store.open_blob(desc).await?;
+        let layer = LayerSource {
+            reader,
+            digest: desc.digest.clone(),
+            size: desc.size,
+            compression,
+            diff_id,
+            max_uncompressed,
+        };
+        restorer = blocking(move || restorer.apply_layer(layer).map(|()| restorer))
+            .await?
+            .map_err(unpack_error)?;
+    }
+    blocking(move || restorer.finish())
+        .await?
+        .map_err(unpack_error)
+}
