@@ -599,7 +599,10 @@ fn inspect_reads_caches_that_buildkit_wrote() {
         );
         assert_eq!(report["form"], "image-manifest", "{variant}");
         assert_eq!(report["records"], 14, "{variant}");
-        assert!(report["entries"].as_array().unwrap().is_empty(), "{variant}");
+        assert!(
+            report["entries"].as_array().unwrap().is_empty(),
+            "{variant}"
+        );
         for layer in report["layers"].as_array().unwrap() {
             assert_eq!(layer["compression"], compression, "{variant}");
         }
@@ -610,7 +613,12 @@ fn inspect_reads_caches_that_buildkit_wrote() {
 fn restoring_from_a_buildkit_cache_is_a_miss_not_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     regcache(tmp.path())
-        .args(["restore", "--cache-from", &local_from(&buildkit_layout("local-max")), "target"])
+        .args([
+            "restore",
+            "--cache-from",
+            &local_from(&buildkit_layout("local-max")),
+            "target",
+        ])
         .assert()
         .success()
         .stderr(contains("target").and(contains("miss")));
