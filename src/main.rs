@@ -19,6 +19,7 @@ use regcache::ops::restore::{RestoreOptions, RestoreReport, restore};
 use regcache::ops::save::{SaveOptions, SaveReport, save};
 use regcache::ops::{OpsError, inspect};
 use regcache::spec::{CacheFrom, CacheTo, parse_cache_from, parse_cache_to};
+use regcache::store::StoreOptions;
 
 /// Uncompressed bytes per layer: small enough that a tree of a few hundred
 /// MB spreads over every core, large enough to keep the blob count low.
@@ -127,6 +128,10 @@ async fn run_save(args: SaveArgs, jobs: usize, cwd: PathBuf, quiet: bool) -> Res
             paths: args.paths,
             jobs,
             part_size: PART_SIZE,
+            store: StoreOptions {
+                insecure_registries: Vec::new(),
+                jobs,
+            },
         },
         &cwd,
     )
@@ -155,6 +160,7 @@ async fn run_restore(args: RestoreArgs, cwd: PathBuf, quiet: bool) -> Result<u8,
         RestoreOptions {
             cache_from,
             paths: args.paths,
+            store: StoreOptions::default(),
         },
         &cwd,
     )
@@ -182,7 +188,7 @@ async fn run_inspect(args: InspectArgs) -> Result<u8, OpsError> {
         });
     }
     let spec = specs.remove(0);
-    let report = inspect::inspect(&spec).await?;
+    let report = inspect::inspect(&spec, &StoreOptions::default()).await?;
     let mut stdout = std::io::stdout().lock();
     let written = if args.json {
         serde_json::to_writer_pretty(&mut stdout, &report)

@@ -4,7 +4,7 @@
 
 use crate::image::{CacheConfig, CacheImage, EntriesBlob, RawManifest};
 use crate::spec::CacheFrom;
-use crate::store::{self, CacheStore};
+use crate::store::{self, CacheStore, StoreOptions};
 
 /// A cache that loaded: its manifest, the config BuildKit reads and, for
 /// caches regcache wrote, the list of entries.
@@ -24,17 +24,17 @@ pub enum ImportOutcome {
 
 /// Loads one `--cache-from`. Never fails: what would be an error elsewhere
 /// is the reason of a miss here.
-pub async fn load_tolerantly(spec: &CacheFrom) -> ImportOutcome {
+pub async fn load_tolerantly(spec: &CacheFrom, options: &StoreOptions) -> ImportOutcome {
     let label = spec.to_string();
-    match load(spec).await {
+    match load(spec, options).await {
         Ok(loaded) => ImportOutcome::Loaded(Box::new(loaded)),
         Err(reason) => ImportOutcome::Missed { label, reason },
     }
 }
 
 /// Loads one cache, with the reason as text when it cannot be used.
-pub async fn load(spec: &CacheFrom) -> Result<LoadedCache, String> {
-    let store = store::open_import(spec).map_err(|e| e.to_string())?;
+pub async fn load(spec: &CacheFrom, options: &StoreOptions) -> Result<LoadedCache, String> {
+    let store = store::open_import(spec, options).map_err(|e| e.to_string())?;
     let label = store.describe();
     let raw = match store.fetch_manifest().await {
         Ok(Some(raw)) => raw,

@@ -12,12 +12,14 @@ use super::{OpsError, blocking, entry_path};
 use crate::image::{entry_chain, media_types};
 use crate::layer::{EntryRestorer, EntryStats, LayerSource};
 use crate::spec::CacheFrom;
+use crate::store::StoreOptions;
 
 pub struct RestoreOptions {
     pub cache_from: Vec<CacheFrom>,
     /// Empty: every path the caches hold (see
     /// [`entry_path::safe_to_restore_implicitly`]).
     pub paths: Vec<String>,
+    pub store: StoreOptions,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,7 +58,7 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
         paths: Vec::new(),
     };
     for spec in &options.cache_from {
-        match import::load_tolerantly(spec).await {
+        match import::load_tolerantly(spec, &options.store).await {
             ImportOutcome::Loaded(loaded) => {
                 report.sources.push(SourceReport {
                     source: loaded.label.clone(),

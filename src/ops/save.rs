@@ -15,13 +15,14 @@ use crate::image::build::{BuildEntry, BuildParams, BuiltImage, BuiltLayer, build
 use crate::image::{Descriptor, Form};
 use crate::layer::{EntryStats, PackOptions, PackedEntry, pack_dir};
 use crate::spec::CacheTo;
-use crate::store::{self, CacheStore};
+use crate::store::{self, CacheStore, StoreOptions};
 
 pub struct SaveOptions {
     pub cache_to: Vec<CacheTo>,
     pub paths: Vec<String>,
     pub jobs: usize,
     pub part_size: u64,
+    pub store: StoreOptions,
 }
 
 #[derive(Debug, Serialize)]
@@ -81,7 +82,7 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
     let stores = options
         .cache_to
         .iter()
-        .map(store::open_export)
+        .map(|spec| store::open_export(spec, &options.store))
         .collect::<Result<Vec<_>, _>>()?;
 
     // Each layer is compressed once per distinct (compression, level) and

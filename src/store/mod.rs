@@ -76,6 +76,22 @@ pub trait CacheStore: Send + Sync {
     /// it names is in place, so a failed export never moves the tag.
     async fn put_manifest(&self, manifest: &RawManifest) -> Result<(), StoreError>;
 
+    /// `(registry host, repository)` for stores in a registry, so blobs can
+    /// be mounted across repositories of one registry instead of uploaded.
+    fn registry_repository(&self) -> Option<(String, String)> {
+        None
+    }
+
+    /// Makes a blob that `from_repository` (same registry) holds available
+    /// here without sending its bytes. `Ok(false)`: not mounted; upload it.
+    async fn mount_blob(
+        &self,
+        _desc: &Descriptor,
+        _from_repository: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     /// A directory on the same file system as the store, where `save` can
     /// spool compressed layers so that storing them is a rename or a link
     /// instead of a copy. `None`: use the system's temporary directory.
@@ -107,8 +123,20 @@ pub trait CacheStore: Send + Sync {
     }
 }
 
+/// What every store may need beyond its spec: command-line settings.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// `--insecure-registry HOST[:PORT]`: plain HTTP for these hosts.
+    pub insecure_registries: Vec<String>,
+    /// `--jobs`: how many transfers may run at once.
+    pub jobs: usize,
+}
+
 /// The store an import spec names.
-pub fn open_import(spec: &CacheFrom) -> Result<Box<dyn CacheStore>, StoreError> {
+pub fn open_import(
+    spec: &CacheFrom,
+    _options: &StoreOptions,
+) -> Result<Box<dyn CacheStore>, StoreError> {
     match &spec.source {
         ImportSource::Local { src, tag, digest } => Ok(Box::new(local::LocalStore::new(
             src.clone(),
@@ -123,7 +151,10 @@ pub fn open_import(spec: &CacheFrom) -> Result<Box<dyn CacheStore>, StoreError> 
 }
 
 /// The store an export spec names.
-pub fn open_export(spec: &CacheTo) -> Result<Box<dyn CacheStore>, StoreError> {
+pub fn open_export(
+    spec: &CacheTo,
+    _options: &StoreOptions,
+) -> Result<Box<dyn CacheStore>, StoreError> {
     match &spec.target {
         ExportTarget::Local { dest, tag } => Ok(Box::new(local::LocalStore::new(
             dest.clone(),
