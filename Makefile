@@ -2,9 +2,9 @@
 
 CARGO ?= cargo
 RELEASE_BIN := target/release/regcache
-# The benchmark tree: a real cargo target dir, several hundred MB once the
-# tests are built.
-BENCH_TREE ?= target/debug
+# The benchmark tree; empty: 600 MB of this project's own target/debug
+# (a real cargo target dir, there once the tests are built).
+BENCH_TREE ?=
 
 .PHONY: all build demo test lint unit generated bench deps clean
 

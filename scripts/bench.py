@@ -4,13 +4,13 @@
 
 usage: scripts/bench.py REGCACHE_BIN [TREE]
 
-TREE defaults to this project's own target/debug (a real cargo target dir,
-several hundred MB after `cargo build --all-targets`). Each measurement is
-the best of --runs runs; page cache is warm for both sides alike.
+Without TREE, the tree is a real cargo target dir: the first --size MB of
+this project's own target/debug (rlibs, objects, dep-info, build-script
+output), copied into a temporary directory. Each measurement is the best of
+--runs runs; page cache is warm for both sides alike.
 """
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -20,14 +20,17 @@ import time
 
 def run(cmd, cwd=None):
     """Runs cmd (a shell line), returns (seconds, peak RSS in MiB of the
-    largest process it started)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    largest process it started). wait4 reports this command's own tree
+    only (the shell and every child it reaped), not earlier commands."""
     start = time.perf_counter()
-    subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(["bash", "-o", "pipefail", "-c", cmd], cwd=cwd,
+                            stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(after, before) / 1024.0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return elapsed, usage.ru_maxrss / 1024.0
 
 
 def tree_size(path):
@@ -38,6 +41,25 @@ def tree_size(path):
             if not os.path.islink(full):
                 total += os.lstat(full).st_size
     return total
+
+
+def sample_tree(source, dest, limit):
+    """Copies files of `source` (sorted walk) into `dest` until `limit`
+    bytes, keeping their relative paths and mtimes."""
+    copied = 0
+    for dirpath, dirnames, files in os.walk(source):
+        dirnames.sort()
+        for name in sorted(files):
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full) or not os.path.isfile(full):
+                continue
+            target = os.path.join(dest, os.path.relpath(full, source))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(full, target)
+            copied += os.path.getsize(full)
+            if copied >= limit:
+                return copied
+    return copied
 
 
 def best(label, cmd, runs, cwd=None, before=None):
@@ -56,11 +78,18 @@ def best(label, cmd, runs, cwd=None, before=None):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("bin")
-    parser.add_argument("tree", nargs="?", default="target/debug")
+    parser.add_argument("tree", nargs="?")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--size", type=int, default=600, help="MB of target/debug to use")
     args = parser.parse_args()
     binary = os.path.abspath(args.bin)
-    tree = os.path.abspath(args.tree)
+    sample_dir = None
+    if args.tree:
+        tree = os.path.abspath(args.tree)
+    else:
+        sample_dir = tempfile.mkdtemp(prefix="regcache-bench-tree-")
+        tree = os.path.join(sample_dir, "target")
+        sample_tree("target/debug", tree, args.size * 1_000_000)
     size = tree_size(tree)
     print(f"tree: {tree} ({size / 1e6:.0f} MB), {os.cpu_count()} CPUs")
     if size < 500e6:
@@ -102,6 +131,8 @@ def main():
         print(f"restore ratio {ours_restore / floor_restore:5.2f}x  (target <= 1.5x)   peak RSS {ours_restore_rss:6.1f} MiB (floor {floor_restore_rss:.1f})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if sample_dir:
+            shutil.rmtree(sample_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
