@@ -4,10 +4,12 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use common::proxy::{self, DropRule, Fault, Outcome, Proxy, ProxyOptions};
-use common::registry::{RegistryOptions, TestRegistry};
+use common::registry::{PASSWORD, RegistryOptions, TestRegistry, USER};
+use common::token_server::{Grant, TokenServer, TokenServerOptions};
 use reqwest::{Client, Response, StatusCode};
 use sha2::{Digest, Sha256};
 
@@ -29,6 +31,44 @@ fn header(response: &Response, name: &str) -> String {
         .get(name)
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default()
+}
+
+/// `Bearer realm="…",service="…"` → its parameters.
+fn challenge(www_authenticate: &str) -> HashMap<String, String> {
+    let rest = www_authenticate
+        .strip_prefix("Bearer ")
+        .unwrap_or_else(|| panic!("not a Bearer challenge: {www_authenticate}"));
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let (value, after) = after.split_once('"').expect("closing quote");
+        params.insert(
+            key.trim_start_matches(',').trim().to_string(),
+            value.to_string(),
+        );
+        rest = after;
+    }
+    params
+}
+
+/// Fetches a token from `realm` with GET.
+async fn token(
+    client: &Client,
+    realm: &str,
+    service: &str,
+    scopes: &[&str],
+    basic: bool,
+) -> (StatusCode, serde_json::Value) {
+    let mut query: Vec<(&str, &str)> = vec![("service", service)];
+    query.extend(scopes.iter().map(|s| ("scope", *s)));
+    let mut request = client.get(realm).query(&query);
+    if basic {
+        request = request.basic_auth(USER, Some(PASSWORD));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
 }
 
 /// Pushes `blob` to `repo` monolithically (POST, then PUT with the digest).
@@ -57,6 +97,312 @@ async fn push_blob(
         put = put.bearer_auth(t);
     }
     put.send().await.unwrap().status()
+}
+
+// ---- token server ----
+
+#[tokio::test]
+async fn token_auth_registry_challenges_then_accepts_a_pushing_token() {
+    let tokens = TokenServer::start(TokenServerOptions::with_test_credentials());
+    let registry = TestRegistry::start(tokens.registry_options());
+    let base = format!("http://{}", registry.host());
+    let client = client();
+
+    let response = client.get(format!("{base}/v2/")).send().await.unwrap();
+    assert_eq!(response.status(), 401, "{}", registry.log());
+    let params = challenge(&header(&response, "www-authenticate"));
+    assert_eq!(params["realm"], tokens.realm());
+    assert_eq!(params["service"], tokens.service());
+
+    // The token server wants the credentials.
+    let (status, _) = token(&client, &params["realm"], &params["service"], &[], false).await;
+    assert_eq!(status, 401);
+
+    let (status, body) = token(&client, &params["realm"], &params["service"], &[], true).await;
+    assert_eq!(status, 200);
+    let t = body["token"].as_str().unwrap().to_string();
+    assert_eq!(body["access_token"], body["token"]);
+    assert_eq!(body["expires_in"], 300);
+    assert!(body["issued_at"].as_str().unwrap().ends_with('Z'));
+    let response = client
+        .get(format!("{base}/v2/"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", registry.log());
+
+    // A push asks for pull,push on the repository; the challenge says so.
+    let blob = common::pseudo_random(100_000, 1);
+    let response = client
+        .post(format!("{base}/v2/rigs/app/blobs/uploads/"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let params = challenge(&header(&response, "www-authenticate"));
+    assert_eq!(params["error"], "insufficient_scope");
+    let scope = &params["scope"];
+    assert!(
+        scope == "repository:rigs/app:pull,push" || scope == "repository:rigs/app:push,pull",
+        "{scope}"
+    );
+
+    let (_, body) = token(&client, &tokens.realm(), tokens.service(), &[scope], true).await;
+    let push = body["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        push_blob(&client, &base, "rigs/app", &blob, Some(&push)).await,
+        201,
+        "{}",
+        registry.log()
+    );
+    let response = client
+        .head(format!("{base}/v2/rigs/app/blobs/{}", digest_of(&blob)))
+        .bearer_auth(&push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let requests = tokens.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(!requests[0].auth_sent && requests[0].status == 401);
+    assert_eq!(requests[1].user.as_deref(), Some(USER));
+    assert!(requests[2].asks("rigs/app", "pull") && requests[2].asks("rigs/app", "push"));
+    assert_eq!(tokens.tokens_issued(), 2);
+}
+
+#[tokio::test]
+async fn a_mount_token_is_asked_for_in_one_request_with_both_scopes() {
+    let tokens = TokenServer::start(TokenServerOptions::default());
+    let registry = TestRegistry::start(tokens.registry_options());
+    let base = format!("http://{}", registry.host());
+    let client = client();
+    let blob = common::pseudo_random(5000, 2);
+    let source_token = tokens.mint(Some("x"), &["repository:rigs/source:pull,push"], 300);
+    assert_eq!(
+        push_blob(&client, &base, "rigs/source", &blob, Some(&source_token)).await,
+        201
+    );
+
+    // Anonymous: no basic auth needed without `basic_auth`.
+    let (status, body) = token(
+        &client,
+        &tokens.realm(),
+        tokens.service(),
+        &[
+            "repository:rigs/target:pull,push",
+            "repository:rigs/source:pull",
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mount_token = body["token"].as_str().unwrap();
+    let response = client
+        .post(format!("{base}/v2/rigs/target/blobs/uploads/"))
+        .query(&[
+            ("mount", digest_of(&blob).as_str()),
+            ("from", "rigs/source"),
+        ])
+        .bearer_auth(mount_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "mounted: {}", registry.log());
+
+    let requests = tokens.requests();
+    assert_eq!(requests.len(), 1);
+    let r = &requests[0];
+    assert_eq!(r.scope_params.len(), 2);
+    assert!(r.asks("rigs/target", "pull") && r.asks("rigs/target", "push"));
+    assert!(r.asks("rigs/source", "pull") && !r.asks("rigs/source", "push"));
+    assert!(r.user.is_none() && !r.auth_sent);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_again() {
+    let tokens = TokenServer::start(TokenServerOptions {
+        lifetime: Duration::from_secs(2),
+        ..TokenServerOptions::default()
+    });
+    let registry = TestRegistry::start(tokens.registry_options());
+    let url = format!("http://{}/v2/", registry.host());
+    let client = client();
+
+    let (_, body) = token(&client, &tokens.realm(), tokens.service(), &[], false).await;
+    assert_eq!(body["expires_in"], 2);
+    let t = body["token"].as_str().unwrap().to_string();
+    let status = |t: String| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let r = client.get(&url).bearer_auth(t).send().await.unwrap();
+            (r.status(), header(&r, "www-authenticate"))
+        }
+    };
+    assert_eq!(status(t.clone()).await.0, 200);
+    // Whole seconds: past 2 s after issue on the registry's clock.
+    std::thread::sleep(Duration::from_millis(3100));
+    let (code, www) = status(t).await;
+    assert_eq!(code, 401);
+    assert_eq!(challenge(&www)["error"], "invalid_token");
+
+    // Minted ones: already expired, and still good.
+    assert_eq!(status(tokens.mint(None, &[], -1)).await.0, 401);
+    assert_eq!(status(tokens.mint(None, &[], 30)).await.0, 200);
+}
+
+#[tokio::test]
+async fn identity_tokens_through_the_oauth_post_endpoint() {
+    let tokens = TokenServer::start(TokenServerOptions::with_test_credentials());
+    let registry = TestRegistry::start(tokens.registry_options());
+    let base = format!("http://{}", registry.host());
+    let client = client();
+    let scope = "repository:rigs/id:pull,push";
+
+    // Password grant, asking for a refresh token.
+    let response = client
+        .post(tokens.realm())
+        .form(&[
+            ("grant_type", "password"),
+            ("username", USER),
+            ("password", PASSWORD),
+            ("service", tokens.service()),
+            ("scope", scope),
+            ("client_id", "regcache"),
+            ("access_type", "offline"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let refresh = body["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(body["scope"], scope);
+
+    // Refresh grant: a fresh access token that pushes.
+    let response = client
+        .post(tokens.realm())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("service", tokens.service()),
+            ("scope", scope),
+            ("client_id", "regcache"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap();
+    let blob = b"identity".to_vec();
+    assert_eq!(
+        push_blob(&client, &base, "rigs/id", &blob, Some(access)).await,
+        201
+    );
+
+    // Wrong password, unknown refresh token, unknown grant.
+    for form in [
+        vec![
+            ("grant_type", "password"),
+            ("username", USER),
+            ("password", "nope"),
+        ],
+        vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "rt-unknown"),
+        ],
+        vec![("grant_type", "client_credentials")],
+    ] {
+        let status = client
+            .post(tokens.realm())
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status == 401 || status == 400, "{form:?}: {status}");
+    }
+    // A minted identity token works until revoked.
+    let id = tokens.identity_token(USER);
+    let refresh_status = |t: String| {
+        let client = client.clone();
+        let realm = tokens.realm();
+        async move {
+            client
+                .post(realm)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", t.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(refresh_status(id.clone()).await, 200);
+    tokens.revoke_refresh_tokens();
+    assert_eq!(refresh_status(id).await, 401);
+
+    // GET with offline_token=true also hands out a refresh token.
+    let response = client
+        .get(tokens.realm())
+        .query(&[("service", tokens.service()), ("offline_token", "true")])
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["refresh_token"].as_str().unwrap().starts_with("rt-"));
+
+    let requests = tokens.requests();
+    assert_eq!(requests[0].grant_type.as_deref(), Some("password"));
+    assert!(requests[0].offline && requests[0].asks("rigs/id", "push"));
+    assert_eq!(requests[1].user.as_deref(), Some(USER));
+    assert_eq!(requests[1].client_id.as_deref(), Some("regcache"));
+}
+
+#[tokio::test]
+async fn grants_can_be_narrowed_and_post_turned_off() {
+    let tokens = TokenServer::start(TokenServerOptions {
+        allow_post: false,
+        grant: Some(std::sync::Arc::new(|g: &Grant| g.action == "pull")),
+        ..TokenServerOptions::default()
+    });
+    let registry = TestRegistry::start(tokens.registry_options());
+    let base = format!("http://{}", registry.host());
+    let client = client();
+    let (_, body) = token(
+        &client,
+        &tokens.realm(),
+        tokens.service(),
+        &["repository:rigs/ro:pull,push"],
+        false,
+    )
+    .await;
+    let t = body["token"].as_str().unwrap();
+    let response = client
+        .post(format!("{base}/v2/rigs/ro/blobs/uploads/"))
+        .bearer_auth(t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        challenge(&header(&response, "www-authenticate"))["error"],
+        "insufficient_scope"
+    );
+    let status = client
+        .post(tokens.realm())
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
 }
 
 // ---- dropping proxy ----

@@ -4,6 +4,7 @@
 
 pub mod proxy;
 pub mod registry;
+pub mod token_server;
 
 use std::collections::BTreeMap;
 use std::fs;
