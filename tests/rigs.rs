@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::proxy::{self, DropRule, Fault, Outcome, Proxy, ProxyOptions};
+use common::proxy::{self, DropRule, Fault, Outcome, Proxy, ProxyOptions, Redirect};
 use common::registry::{PASSWORD, RegistryOptions, TestRegistry, USER};
 use common::token_server::{Grant, TokenServer, TokenServerOptions};
 use reqwest::{Client, Response, StatusCode};
@@ -703,4 +703,76 @@ async fn faults_answer_the_first_matching_requests_then_forward() {
             Outcome::Forwarded,
         ]
     );
+}
+
+#[tokio::test]
+async fn redirected_blob_downloads_show_whether_credentials_leaked() {
+    let tokens = TokenServer::start(TokenServerOptions::default());
+    let registry = TestRegistry::start(tokens.registry_options());
+    let pull = tokens.mint(Some("x"), &["repository:rigs/r:pull,push"], 300);
+    let blob = common::pseudo_random(70_000, 7);
+    let direct = format!("http://{}", registry.host());
+    let plain = client();
+    assert_eq!(
+        push_blob(&plain, &direct, "rigs/r", &blob, Some(&pull)).await,
+        201
+    );
+
+    let proxy = Proxy::start(
+        registry.addr,
+        ProxyOptions {
+            redirect: Some(Redirect::default()),
+            ..ProxyOptions::default()
+        },
+    );
+    let url = format!(
+        "http://{}/v2/rigs/r/blobs/{}",
+        proxy.host(),
+        digest_of(&blob)
+    );
+    let host = proxy.blob_host().unwrap();
+
+    // Without a token the registry's 401 comes through, not a redirect.
+    let response = plain.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(header(&response, "www-authenticate").starts_with("Bearer "));
+
+    // With one: a 307 to the blob host, which serves the blob.
+    let response = plain.get(&url).bearer_auth(&pull).send().await.unwrap();
+    assert_eq!(response.status(), 307);
+    let location = header(&response, "location");
+    assert!(location.starts_with(&format!("http://127.0.0.1:{}/", host.addr.port())));
+    let got = plain
+        .get(&location)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&got[..], &blob[..]);
+    assert!(!host.saw_authorization());
+
+    // reqwest's own redirect handling drops Authorization across hosts.
+    let following = Client::new();
+    let response = following.get(&url).bearer_auth(&pull).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(&response.bytes().await.unwrap()[..], &blob[..]);
+    assert!(!host.saw_authorization());
+    assert_eq!(host.requests().len(), 2);
+
+    // A client that forwards it is caught.
+    let response = plain.get(&url).bearer_auth(&pull).send().await.unwrap();
+    let location = header(&response, "location");
+    let response = plain
+        .get(&location)
+        .bearer_auth(&pull)
+        .header("range", "bytes=10-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 206);
+    assert_eq!(&response.bytes().await.unwrap()[..], &blob[10..]);
+    assert!(host.saw_authorization());
+    assert_eq!(proxy.redirects(), 3);
 }
