@@ -776,3 +776,34 @@ async fn redirected_blob_downloads_show_whether_credentials_leaked() {
     assert!(host.saw_authorization());
     assert_eq!(proxy.redirects(), 3);
 }
+
+#[tokio::test]
+async fn rigs_stop_when_dropped_even_with_idle_connections() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let proxy = Proxy::start(registry.addr, ProxyOptions::default());
+    let tokens = TokenServer::start(TokenServerOptions::default());
+    let client = client();
+    // Leave a keep-alive connection open to each.
+    let url = format!("http://{}/v2/", proxy.host());
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    let (status, _) = token(&client, &tokens.realm(), tokens.service(), &[], false).await;
+    assert_eq!(status, 200);
+
+    let addrs = [proxy.addr, tokens.addr];
+    let started = std::time::Instant::now();
+    drop(proxy);
+    drop(tokens);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    for addr in addrs {
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "{addr} still listens"
+        );
+    }
+    // The pooled connections are dead, not hanging.
+    assert!(client.get(&url).send().await.is_err());
+}

@@ -5,6 +5,9 @@
 //! downloads to a second loopback server ([`BlobHost`]) that records whether
 //! credentials followed the redirect.
 //!
+//! The proxy speaks plain HTTP to both sides (it parses what it forwards),
+//! so put it in front of a registry started without `tls`.
+//!
 //! Every server here runs on std threads (usable from sync or async tests),
 //! and all of its threads stop when its handle drops.
 //!
