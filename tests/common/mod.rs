@@ -2,7 +2,9 @@
 //! comparing directory trees field by field.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod registry;
+pub mod token_server;
 
 use std::collections::BTreeMap;
 use std::fs;
