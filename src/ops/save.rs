@@ -217,17 +217,29 @@ async fn pack_all(
     spool_parent: Option<PathBuf>,
     options: &SaveOptions,
 ) -> Result<PackedSet, OpsError> {
-    let spool = match spool_parent {
-        Some(parent) => {
-            std::fs::create_dir_all(&parent)
-                .map_err(|e| OpsError::Failed(format!("creating {}: {e}", parent.display())))?;
-            tempfile::Builder::new()
-                .prefix(".regcache-spool-")
-                .tempdir_in(&parent)
-        }
-        None => tempfile::Builder::new().prefix("regcache-spool-").tempdir(),
-    }
-    .map_err(|e| OpsError::Failed(format!("creating a spool directory: {e}")))?;
+    // Spooling beside the store makes storing a layer a rename; when that
+    // directory cannot be made, that target's export will say so itself,
+    // and the other targets must not pay for it: spool in the system's
+    // temporary directory instead.
+    let beside_store = spool_parent.and_then(|parent| {
+        std::fs::create_dir_all(&parent)
+            .and_then(|()| {
+                tempfile::Builder::new()
+                    .prefix(".regcache-spool-")
+                    .tempdir_in(&parent)
+            })
+            .map_err(|e| {
+                tracing::debug!("cannot spool in {}: {e}", parent.display());
+            })
+            .ok()
+    });
+    let spool = match beside_store {
+        Some(spool) => spool,
+        None => tempfile::Builder::new()
+            .prefix("regcache-spool-")
+            .tempdir()
+            .map_err(|e| OpsError::Failed(format!("creating a spool directory: {e}")))?,
+    };
     let pack_options = Arc::new(PackOptions {
         compression: spec.params.compression,
         level: spec.params.compression_level,
