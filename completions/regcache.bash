@@ -25,6 +25,9 @@ _regcache() {
             regcache,restore)
                 cmd="regcache__subcmd__restore"
                 ;;
+            regcache,run)
+                cmd="regcache__subcmd__run"
+                ;;
             regcache,save)
                 cmd="regcache__subcmd__save"
                 ;;
@@ -37,6 +40,9 @@ _regcache() {
             regcache__subcmd__help,restore)
                 cmd="regcache__subcmd__help__subcmd__restore"
                 ;;
+            regcache__subcmd__help,run)
+                cmd="regcache__subcmd__help__subcmd__run"
+                ;;
             regcache__subcmd__help,save)
                 cmd="regcache__subcmd__help__subcmd__save"
                 ;;
@@ -47,12 +53,24 @@ _regcache() {
 
     case "${cmd}" in
         regcache)
-            opts="-v -q -h -V --verbose --quiet --jobs --help --version save restore inspect help"
+            opts="-v -q -h -V --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help --version save restore run inspect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --progress)
+                    COMPREPLY=($(compgen -W "auto tty plain quiet" -- "${cur}"))
+                    return 0
+                    ;;
+                --metadata-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --jobs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -65,7 +83,7 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__help)
-            opts="save restore inspect help"
+            opts="save restore run inspect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -120,6 +138,20 @@ _regcache() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        regcache__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         regcache__subcmd__help__subcmd__save)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -135,12 +167,24 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__inspect)
-            opts="-v -q -h --json --verbose --quiet --jobs --help"
+            opts="-v -q -h --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --progress)
+                    COMPREPLY=($(compgen -W "auto tty plain quiet" -- "${cur}"))
+                    return 0
+                    ;;
+                --metadata-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --jobs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -153,13 +197,67 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__restore)
-            opts="-v -q -h --cache-from --fail-on-miss --dry-run --json --verbose --quiet --jobs --help"
+            opts="-v -q -h --cache-from --fail-on-miss --dry-run --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --cache-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto tty plain quiet" -- "${cur}"))
+                    return 0
+                    ;;
+                --metadata-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regcache__subcmd__run)
+            opts="-v -q -h --cache-from --cache-to --path --fail-on-miss --dry-run --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cache-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto tty plain quiet" -- "${cur}"))
+                    return 0
+                    ;;
+                --metadata-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -175,13 +273,25 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__save)
-            opts="-v -q -h --cache-to --dry-run --json --verbose --quiet --jobs --help"
+            opts="-v -q -h --cache-to --dry-run --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --cache-to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto tty plain quiet" -- "${cur}"))
+                    return 0
+                    ;;
+                --metadata-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_regcache_global_optspecs
-    string join \n v/verbose q/quiet jobs= h/help V/version
+    string join \n v/verbose q/quiet progress= metadata-file= insecure-registry= jobs= h/help V/version
 end
 
 function __fish_regcache_needs_command
@@ -24,36 +24,78 @@ function __fish_regcache_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c regcache -n "__fish_regcache_needs_command" -l jobs -d 'How many layers to compress at once [default: the number of CPUs]' -r
+complete -c regcache -n "__fish_regcache_needs_command" -l progress -d 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)' -r -f -a "auto\t''
+tty\t''
+plain\t''
+quiet\t''"
+complete -c regcache -n "__fish_regcache_needs_command" -l metadata-file -d 'Write a JSON summary of what was restored, run and saved to FILE (see docs/metadata.md), as `docker buildx build --metadata-file` does' -r -F
+complete -c regcache -n "__fish_regcache_needs_command" -l insecure-registry -d 'Talk plain HTTP to this registry (repeatable), as dockerd\'s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it' -r
+complete -c regcache -n "__fish_regcache_needs_command" -l jobs -d 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]' -r
 complete -c regcache -n "__fish_regcache_needs_command" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
-complete -c regcache -n "__fish_regcache_needs_command" -s q -l quiet -d 'Only warnings and errors; no summary'
+complete -c regcache -n "__fish_regcache_needs_command" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
 complete -c regcache -n "__fish_regcache_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regcache -n "__fish_regcache_needs_command" -s V -l version -d 'Print version'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "save" -d 'Save directories to every --cache-to'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "restore" -d 'Restore directories from the first --cache-from that holds each'
+complete -c regcache -n "__fish_regcache_needs_command" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c regcache -n "__fish_regcache_using_subcommand save" -l cache-to -d 'Where to save (repeatable)' -r
-complete -c regcache -n "__fish_regcache_using_subcommand save" -l jobs -d 'How many layers to compress at once [default: the number of CPUs]' -r
+complete -c regcache -n "__fish_regcache_using_subcommand save" -l progress -d 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)' -r -f -a "auto\t''
+tty\t''
+plain\t''
+quiet\t''"
+complete -c regcache -n "__fish_regcache_using_subcommand save" -l metadata-file -d 'Write a JSON summary of what was restored, run and saved to FILE (see docs/metadata.md), as `docker buildx build --metadata-file` does' -r -F
+complete -c regcache -n "__fish_regcache_using_subcommand save" -l insecure-registry -d 'Talk plain HTTP to this registry (repeatable), as dockerd\'s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it' -r
+complete -c regcache -n "__fish_regcache_using_subcommand save" -l jobs -d 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]' -r
 complete -c regcache -n "__fish_regcache_using_subcommand save" -l dry-run -d 'Print the plan, every spec at its effective parameters, and touch nothing'
 complete -c regcache -n "__fish_regcache_using_subcommand save" -l json -d 'With --dry-run: print the plan as one JSON object (see docs/dry-run.md)'
 complete -c regcache -n "__fish_regcache_using_subcommand save" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
-complete -c regcache -n "__fish_regcache_using_subcommand save" -s q -l quiet -d 'Only warnings and errors; no summary'
+complete -c regcache -n "__fish_regcache_using_subcommand save" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
 complete -c regcache -n "__fish_regcache_using_subcommand save" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -l cache-from -d 'Where to look, in order of preference (repeatable)' -r
-complete -c regcache -n "__fish_regcache_using_subcommand restore" -l jobs -d 'How many layers to compress at once [default: the number of CPUs]' -r
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -l progress -d 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)' -r -f -a "auto\t''
+tty\t''
+plain\t''
+quiet\t''"
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -l metadata-file -d 'Write a JSON summary of what was restored, run and saved to FILE (see docs/metadata.md), as `docker buildx build --metadata-file` does' -r -F
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -l insecure-registry -d 'Talk plain HTTP to this registry (repeatable), as dockerd\'s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it' -r
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -l jobs -d 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]' -r
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -l fail-on-miss -d 'Exit 1 when no path at all could be restored'
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -l dry-run -d 'Print the plan, every spec at its effective parameters, and touch nothing'
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -l json -d 'With --dry-run: print the plan as one JSON object (see docs/dry-run.md)'
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
-complete -c regcache -n "__fish_regcache_using_subcommand restore" -s q -l quiet -d 'Only warnings and errors; no summary'
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c regcache -n "__fish_regcache_using_subcommand inspect" -l jobs -d 'How many layers to compress at once [default: the number of CPUs]' -r
+complete -c regcache -n "__fish_regcache_using_subcommand run" -l cache-from -d 'Where to restore from, in order of preference (repeatable)' -r
+complete -c regcache -n "__fish_regcache_using_subcommand run" -l cache-to -d 'Where to save after a successful command (repeatable)' -r
+complete -c regcache -n "__fish_regcache_using_subcommand run" -l path -d 'A directory to restore before and save after the command (repeatable)' -r
+complete -c regcache -n "__fish_regcache_using_subcommand run" -l progress -d 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)' -r -f -a "auto\t''
+tty\t''
+plain\t''
+quiet\t''"
+complete -c regcache -n "__fish_regcache_using_subcommand run" -l metadata-file -d 'Write a JSON summary of what was restored, run and saved to FILE (see docs/metadata.md), as `docker buildx build --metadata-file` does' -r -F
+complete -c regcache -n "__fish_regcache_using_subcommand run" -l insecure-registry -d 'Talk plain HTTP to this registry (repeatable), as dockerd\'s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it' -r
+complete -c regcache -n "__fish_regcache_using_subcommand run" -l jobs -d 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]' -r
+complete -c regcache -n "__fish_regcache_using_subcommand run" -l fail-on-miss -d 'Exit 1 without running the command when no path at all could be restored'
+complete -c regcache -n "__fish_regcache_using_subcommand run" -l dry-run -d 'Print the plan, every spec at its effective parameters, and touch nothing'
+complete -c regcache -n "__fish_regcache_using_subcommand run" -l json -d 'With --dry-run: print the plan as one JSON object (see docs/dry-run.md)'
+complete -c regcache -n "__fish_regcache_using_subcommand run" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
+complete -c regcache -n "__fish_regcache_using_subcommand run" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
+complete -c regcache -n "__fish_regcache_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regcache -n "__fish_regcache_using_subcommand inspect" -l progress -d 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)' -r -f -a "auto\t''
+tty\t''
+plain\t''
+quiet\t''"
+complete -c regcache -n "__fish_regcache_using_subcommand inspect" -l metadata-file -d 'Write a JSON summary of what was restored, run and saved to FILE (see docs/metadata.md), as `docker buildx build --metadata-file` does' -r -F
+complete -c regcache -n "__fish_regcache_using_subcommand inspect" -l insecure-registry -d 'Talk plain HTTP to this registry (repeatable), as dockerd\'s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it' -r
+complete -c regcache -n "__fish_regcache_using_subcommand inspect" -l jobs -d 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]' -r
 complete -c regcache -n "__fish_regcache_using_subcommand inspect" -l json -d 'Print one JSON object instead of tables'
 complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
-complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s q -l quiet -d 'Only warnings and errors; no summary'
+complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
 complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s h -l help -d 'Print help'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore inspect help" -f -a "save" -d 'Save directories to every --cache-to'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore inspect help" -f -a "restore" -d 'Restore directories from the first --cache-from that holds each'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore inspect help" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore run inspect help" -f -a "save" -d 'Save directories to every --cache-to'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore run inspect help" -f -a "restore" -d 'Restore directories from the first --cache-from that holds each'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore run inspect help" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore run inspect help" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore run inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

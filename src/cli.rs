@@ -1,7 +1,9 @@
 //! The command line, defined once: it drives parsing, `--help`, the man
 //! page and the shell completions (see tests/generated_files.rs).
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const SPEC_HELP: &str = "\
 SPEC is written exactly as for `docker buildx build --cache-to/--cache-from`: \
@@ -25,6 +27,8 @@ export or a restore fails, 2 for a bad spec or flag (reported before any I/O).",
     after_help = "Examples:\n  \
 regcache save --cache-to type=local,dest=/tmp/cache target\n  \
 regcache restore --cache-from type=local,src=/tmp/cache\n  \
+regcache run --cache-from type=local,src=/tmp/cache --cache-to type=local,dest=/tmp/cache \
+--path target -- cargo build\n  \
 regcache inspect type=local,src=/tmp/cache"
 )]
 pub struct Cli {
@@ -35,11 +39,28 @@ pub struct Cli {
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
 
-    /// Only warnings and errors; no summary.
+    /// Only warnings and errors: no progress, no summary (= --progress quiet).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// How many layers to compress at once [default: the number of CPUs].
+    /// How to show progress on stderr, as buildx: auto (tty when stderr is a terminal,
+    /// else plain), tty (bars per blob and overall), plain (a line per blob, no escape
+    /// codes), quiet (only warnings and errors).
+    #[arg(long, global = true, value_name = "MODE", value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+
+    /// Write a JSON summary of what was restored, run and saved to FILE (see
+    /// docs/metadata.md), as `docker buildx build --metadata-file` does.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+
+    /// Talk plain HTTP to this registry (repeatable), as dockerd's --insecure-registry.
+    /// Loopback registries (localhost, 127.0.0.0/8, ::1) never need it.
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]",
+          value_parser = parse_registry_host)]
+    pub insecure_registries: Vec<String>,
+
+    /// How many layers to compress, and blobs to send, at once [default: the number of CPUs].
     #[arg(long, global = true, value_name = "N", env = "REGCACHE_JOBS",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
@@ -75,6 +96,24 @@ its digest before any of its content reaches the target.",
         after_help = SPEC_HELP
     )]
     Restore(RestoreArgs),
+
+    /// Restore, run a command, and save only if it succeeded.
+    #[command(
+        long_about = "Restore the --path directories, run COMMAND, and save the directories \
+to every --cache-to only if COMMAND exited 0.\n\n\
+The restore is as tolerant as `restore`: a missing --cache-from is a warning, and here \
+even a cache that fails to restore (a corrupt blob) is only a warning, so the command \
+still runs and its save replaces the broken cache. Without --cache-from nothing is \
+restored; without --cache-to nothing is saved.\n\n\
+COMMAND inherits stdin, stdout, stderr, the environment and the working directory. \
+regcache exits with its status (128+N when it is killed by signal N, as shells \
+report it; 127 when it is not found, 126 when it cannot be executed), or with 1 when \
+it succeeded but an export failed without ignore-error=true. While COMMAND runs, \
+regcache passes SIGTERM and SIGHUP on to it, and SIGINT and SIGQUIT too unless they \
+come from the terminal, which sends them to COMMAND itself.",
+        after_help = SPEC_HELP
+    )]
+    Run(RunArgs),
 
     /// Show what a cache holds: form, layers, records, entries.
     #[command(after_help = SPEC_HELP)]
@@ -124,6 +163,37 @@ pub struct RestoreArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where to restore from, in order of preference (repeatable).
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+
+    /// Where to save after a successful command (repeatable).
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+
+    /// A directory to restore before and save after the command (repeatable).
+    #[arg(long = "path", value_name = "PATH", required = true)]
+    pub paths: Vec<String>,
+
+    /// Exit 1 without running the command when no path at all could be restored.
+    #[arg(long)]
+    pub fail_on_miss: bool,
+
+    /// Print the plan, every spec at its effective parameters, and touch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run: print the plan as one JSON object (see docs/dry-run.md).
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+
+    /// The command to run, after `--`.
+    #[arg(value_name = "COMMAND", required = true, last = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
@@ -132,6 +202,52 @@ pub struct InspectArgs {
     /// The cache to inspect, as a --cache-from spec.
     #[arg(value_name = "SPEC")]
     pub spec: String,
+}
+
+/// `--progress`, as buildx spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    Auto,
+    Tty,
+    Plain,
+    Quiet,
+}
+
+/// A registry as `--insecure-registry` takes it: a host, optionally with a
+/// port, and nothing else. A URL is refused rather than half-matched.
+fn parse_registry_host(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err("give a registry host such as registry.local:5000".into());
+    }
+    if value.contains("://") {
+        return Err(format!(
+            "{value:?} is a URL; give the host and port only, e.g. registry.local:5000"
+        ));
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| c.is_whitespace() || *c == '/' || *c == '@')
+    {
+        return Err(format!(
+            "{value:?} contains {bad:?}; give the host and port only, e.g. registry.local:5000"
+        ));
+    }
+    // The port, if any, follows the last ':' outside an IPv6 literal.
+    let port = match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && (!host.contains(':') || host.ends_with(']')) => {
+            Some(port)
+        }
+        _ => None,
+    };
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!(
+            "{value:?}: the port {port:?} is not a number from 0 to 65535"
+        ));
+    }
+    Ok(value.to_string())
 }
 
 /// The clap command, for generating completions and the man page.

@@ -1,10 +1,13 @@
-//! The `regcache` binary: parse, set up logging, run, map errors to exit
-//! codes. Everything else lives in the library.
+//! The `regcache` binary: parse, set up logging and progress, run, print
+//! the summary, write the metadata file, map errors to exit codes.
+//! Everything else lives in the library.
 
 use std::fmt;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 use clap::Parser;
 use tracing::{Event, Level, Subscriber};
@@ -13,11 +16,16 @@ use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
-use regcache::cli::{Cli, Command, InspectArgs, RestoreArgs, SaveArgs};
+use regcache::cli::{Cli, Command, InspectArgs, ProgressMode, RestoreArgs, RunArgs, SaveArgs};
 use regcache::ops::plan::Plan;
-use regcache::ops::restore::{RestoreOptions, RestoreReport, restore};
-use regcache::ops::save::{SaveOptions, SaveReport, save};
+use regcache::ops::report::{Outcome, SaveState, write_metadata};
+use regcache::ops::restore::{RestoreOptions, restore};
+use regcache::ops::run::{RunOptions, SaveOutcome, run as run_command};
+use regcache::ops::save::{SaveOptions, save};
 use regcache::ops::{OpsError, inspect};
+use regcache::progress::{
+    LogWriter, NoProgress, PlainProgress, Progress, TerminalProgress, printable,
+};
 use regcache::spec::{CacheFrom, CacheTo, parse_cache_from, parse_cache_to};
 use regcache::store::StoreOptions;
 
@@ -27,7 +35,9 @@ const PART_SIZE: u64 = 64 << 20;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    let mode = effective_progress(cli.progress, cli.quiet);
+    let color = std::io::stderr().is_terminal() && !no_color();
+    init_logging(cli.verbose, mode == ProgressMode::Quiet, color);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -38,44 +48,182 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            eprintln!("error: {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
-                source = cause.source();
+    let code = runtime.block_on(dispatch(cli, mode, color));
+    ExitCode::from(code)
+}
+
+/// `NO_COLOR` set to anything but the empty string (no-color.org).
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// `auto` resolved as buildx does: bars on a terminal, lines elsewhere.
+/// `-q` is `--progress quiet`.
+fn effective_progress(mode: ProgressMode, quiet: bool) -> ProgressMode {
+    if quiet {
+        return ProgressMode::Quiet;
+    }
+    match mode {
+        ProgressMode::Auto => {
+            let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+            if std::io::stderr().is_terminal() && !dumb {
+                ProgressMode::Tty
+            } else {
+                ProgressMode::Plain
             }
-            if let Some(hint) = err.hint() {
-                eprintln!("hint: {hint}");
-            }
-            ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(1))
+        }
+        other => other,
+    }
+}
+
+/// Settings every command shares.
+struct Context {
+    jobs: usize,
+    cwd: PathBuf,
+    store: StoreOptions,
+    progress: Arc<dyn Progress>,
+    metadata_file: Option<PathBuf>,
+    started: Instant,
+}
+
+/// How a command ended: its status, what to tell the user and what to
+/// record, and the error to print last.
+struct Finished {
+    code: u8,
+    summary: Option<String>,
+    metadata: Option<serde_json::Value>,
+    error: Option<OpsError>,
+}
+
+impl Finished {
+    fn ok() -> Finished {
+        Finished {
+            code: 0,
+            summary: None,
+            metadata: None,
+            error: None,
+        }
+    }
+
+    fn from_outcome(outcome: &Outcome<'_>, code: u8, error: Option<OpsError>) -> Finished {
+        Finished {
+            code,
+            summary: Some(outcome.summary()),
+            metadata: Some(outcome.metadata()),
+            error,
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<u8, OpsError> {
+impl From<OpsError> for Finished {
+    fn from(err: OpsError) -> Finished {
+        Finished {
+            code: u8::try_from(err.exit_code()).unwrap_or(1),
+            summary: None,
+            metadata: None,
+            error: Some(err),
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, mode: ProgressMode, color: bool) -> u8 {
+    let started = Instant::now();
     let jobs = cli
         .jobs
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let cwd = std::env::current_dir()
-        .map_err(|e| OpsError::Failed(format!("cannot read the working directory: {e}")))?;
-    match cli.command {
-        Command::Save(args) => run_save(args, jobs, cwd, cli.quiet).await,
-        Command::Restore(args) => run_restore(args, cwd, cli.quiet).await,
-        Command::Inspect(args) => run_inspect(args).await,
+    let cwd = match std::env::current_dir() {
+        Ok(cwd) => cwd,
+        Err(e) => {
+            return finish(
+                OpsError::Failed(format!("cannot read the working directory: {e}")).into(),
+                None,
+                true,
+            );
+        }
+    };
+    let progress: Arc<dyn Progress> = match mode {
+        ProgressMode::Tty => Arc::new(TerminalProgress::stderr(color)),
+        ProgressMode::Plain | ProgressMode::Auto => Arc::new(PlainProgress::stderr()),
+        ProgressMode::Quiet => Arc::new(NoProgress),
+    };
+    let quiet = mode == ProgressMode::Quiet;
+    let ctx = Context {
+        jobs,
+        cwd,
+        store: StoreOptions {
+            insecure_registries: cli.insecure_registries.clone(),
+            jobs,
+        },
+        progress: Arc::clone(&progress),
+        metadata_file: cli.metadata_file.clone(),
+        started,
+    };
+    let finished = match cli.command {
+        Command::Save(args) => cmd_save(args, &ctx).await,
+        Command::Restore(args) => cmd_restore(args, &ctx).await,
+        Command::Run(args) => cmd_run(args, &ctx).await,
+        Command::Inspect(args) => cmd_inspect(args, &ctx).await,
+    };
+    // The bars leave the screen before the summary is printed under them.
+    progress.clear();
+    drop(ctx);
+    drop(progress);
+    finish(finished, cli.metadata_file.as_deref(), quiet)
+}
+
+/// Prints the summary, writes the metadata file, prints the error; returns
+/// the exit status.
+fn finish(finished: Finished, metadata_file: Option<&Path>, quiet: bool) -> u8 {
+    let mut code = finished.code;
+    if let Some(summary) = &finished.summary
+        && !quiet
+    {
+        eprint!("{summary}");
     }
+    // Exit status 2 means the request was refused before any I/O: then
+    // there is nothing to record, and nothing is written.
+    if let (Some(path), Some(metadata)) = (metadata_file, &finished.metadata)
+        && code != 2
+        && let Err(err) = write_metadata(path, metadata)
+    {
+        eprintln!("error: writing the metadata file {}: {err}", path.display());
+        if code == 0 {
+            code = 1;
+        }
+    }
+    if let Some(err) = &finished.error {
+        print_error(err);
+    }
+    code
+}
+
+fn print_error(err: &OpsError) {
+    eprintln!("error: {}", printable_lines(&err.to_string()));
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        eprintln!("  caused by: {}", printable_lines(&cause.to_string()));
+        source = cause.source();
+    }
+    if let Some(hint) = err.hint() {
+        eprintln!("hint: {}", printable_lines(hint));
+    }
+}
+
+/// An error's text with its own line breaks kept (a spec error ends with
+/// a `hint:` line) but any other control character, which may come from a
+/// cache, escaped.
+fn printable_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|line| printable(line).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn parse_all_to(values: &[String]) -> Result<Vec<CacheTo>, OpsError> {
     let mut specs = Vec::new();
     for value in values {
         specs.extend(parse_cache_to(value)?);
-    }
-    if specs.is_empty() {
-        return Err(no_specs("--cache-to"));
     }
     Ok(specs)
 }
@@ -84,9 +232,6 @@ fn parse_all_from(values: &[String]) -> Result<Vec<CacheFrom>, OpsError> {
     let mut specs = Vec::new();
     for value in values {
         specs.extend(parse_cache_from(value)?);
-    }
-    if specs.is_empty() {
-        return Err(no_specs("--cache-from"));
     }
     Ok(specs)
 }
@@ -108,8 +253,12 @@ fn print_plan(plan: &Plan<'_>, json: bool) {
     }
 }
 
-async fn run_save(args: SaveArgs, jobs: usize, cwd: PathBuf, quiet: bool) -> Result<u8, OpsError> {
-    let cache_to = parse_all_to(&args.cache_to)?;
+async fn cmd_save(args: SaveArgs, ctx: &Context) -> Finished {
+    let cache_to = match parse_all_to(&args.cache_to) {
+        Ok(specs) if specs.is_empty() => return no_specs("--cache-to").into(),
+        Ok(specs) => specs,
+        Err(err) => return err.into(),
+    };
     if args.dry_run {
         print_plan(
             &Plan {
@@ -117,33 +266,61 @@ async fn run_save(args: SaveArgs, jobs: usize, cwd: PathBuf, quiet: bool) -> Res
                 cache_to: &cache_to,
                 cache_from: &[],
                 paths: &args.paths,
+                argv: None,
             },
             args.json,
         );
-        return Ok(0);
+        return Finished::ok();
     }
-    let report = save(
+    let saved = save(
         SaveOptions {
-            cache_to,
-            paths: args.paths,
-            jobs,
+            cache_to: cache_to.clone(),
+            paths: args.paths.clone(),
+            jobs: ctx.jobs,
             part_size: PART_SIZE,
-            store: StoreOptions {
-                insecure_registries: Vec::new(),
-                jobs,
-            },
+            store: ctx.store.clone(),
+            progress: Arc::clone(&ctx.progress),
         },
-        &cwd,
+        &ctx.cwd,
     )
-    .await?;
-    if !quiet {
-        eprint!("{}", render_save(&report));
-    }
-    Ok(0)
+    .await;
+    let (report, error) = match saved {
+        Ok(report) => {
+            let failure = report.failure();
+            (Some(report), failure)
+        }
+        // Refused before any I/O: nothing to summarise or record.
+        Err(err) if err.exit_code() == 2 => return err.into(),
+        Err(err) => (None, Some(err)),
+    };
+    let outcome = Outcome {
+        command: "save",
+        cache_from: &[],
+        cache_to: &cache_to,
+        paths: &args.paths,
+        restore: None,
+        save: match (&report, &error) {
+            (Some(report), _) => SaveState::Done(report),
+            (None, err) => {
+                SaveState::Failed(err.as_ref().map(ToString::to_string).unwrap_or_default())
+            }
+        },
+        run: None,
+        seconds: ctx.started.elapsed().as_secs_f64(),
+        error: error.as_ref().map(ToString::to_string),
+    };
+    let code = error
+        .as_ref()
+        .map_or(0, |err| u8::try_from(err.exit_code()).unwrap_or(1));
+    Finished::from_outcome(&outcome, code, error)
 }
 
-async fn run_restore(args: RestoreArgs, cwd: PathBuf, quiet: bool) -> Result<u8, OpsError> {
-    let cache_from = parse_all_from(&args.cache_from)?;
+async fn cmd_restore(args: RestoreArgs, ctx: &Context) -> Finished {
+    let cache_from = match parse_all_from(&args.cache_from) {
+        Ok(specs) if specs.is_empty() => return no_specs("--cache-from").into(),
+        Ok(specs) => specs,
+        Err(err) => return err.into(),
+    };
     if args.dry_run {
         print_plan(
             &Plan {
@@ -151,44 +328,157 @@ async fn run_restore(args: RestoreArgs, cwd: PathBuf, quiet: bool) -> Result<u8,
                 cache_to: &[],
                 cache_from: &cache_from,
                 paths: &args.paths,
+                argv: None,
             },
             args.json,
         );
-        return Ok(0);
+        return Finished::ok();
     }
-    let report = restore(
+    let result = restore(
         RestoreOptions {
-            cache_from,
-            paths: args.paths,
-            store: StoreOptions::default(),
+            cache_from: cache_from.clone(),
+            paths: args.paths.clone(),
+            store: ctx.store.clone(),
+            progress: Arc::clone(&ctx.progress),
+            keep_going: false,
         },
-        &cwd,
+        &ctx.cwd,
     )
-    .await?;
-    if !quiet {
-        eprint!("{}", render_restore(&report));
-    }
-    if args.fail_on_miss && report.hits() == 0 {
-        eprintln!("error: nothing was restored (--fail-on-miss)");
-        return Ok(1);
-    }
-    Ok(0)
+    .await;
+    let report = match result {
+        Ok(report) => report,
+        Err(err) => {
+            // Record what was asked and why it stopped, for CI to read.
+            let outcome = Outcome {
+                command: "restore",
+                cache_from: &cache_from,
+                cache_to: &[],
+                paths: &args.paths,
+                restore: None,
+                save: SaveState::NotRequested,
+                run: None,
+                seconds: ctx.started.elapsed().as_secs_f64(),
+                error: Some(err.to_string()),
+            };
+            let code = u8::try_from(err.exit_code()).unwrap_or(1);
+            return Finished {
+                summary: None,
+                ..Finished::from_outcome(&outcome, code, Some(err))
+            };
+        }
+    };
+    let miss = args.fail_on_miss && report.hits() == 0;
+    let error = miss.then(|| OpsError::Failed("nothing was restored (--fail-on-miss)".into()));
+    let outcome = Outcome {
+        command: "restore",
+        cache_from: &cache_from,
+        cache_to: &[],
+        paths: &args.paths,
+        restore: Some(&report),
+        save: SaveState::NotRequested,
+        run: None,
+        seconds: ctx.started.elapsed().as_secs_f64(),
+        error: error.as_ref().map(ToString::to_string),
+    };
+    Finished::from_outcome(&outcome, u8::from(miss), error)
 }
 
-async fn run_inspect(args: InspectArgs) -> Result<u8, OpsError> {
-    let mut specs = parse_cache_from(&args.spec)?;
+async fn cmd_run(args: RunArgs, ctx: &Context) -> Finished {
+    // Every spec is checked before anything runs: a typo exits 2 and
+    // neither restores nor runs the command.
+    let (cache_from, cache_to) = match (
+        parse_all_from(&args.cache_from),
+        parse_all_to(&args.cache_to),
+    ) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(err), _) | (_, Err(err)) => return err.into(),
+    };
+    if args.fail_on_miss && cache_from.is_empty() {
+        return OpsError::Usage {
+            message: "--fail-on-miss needs a --cache-from to restore from".into(),
+            hint: Some("add --cache-from SPEC, or drop --fail-on-miss".into()),
+        }
+        .into();
+    }
+    if args.dry_run {
+        print_plan(
+            &Plan {
+                command: "run",
+                cache_to: &cache_to,
+                cache_from: &cache_from,
+                paths: &args.paths,
+                argv: Some(&args.command),
+            },
+            args.json,
+        );
+        return Finished::ok();
+    }
+    let result = run_command(
+        RunOptions {
+            cache_from: cache_from.clone(),
+            cache_to: cache_to.clone(),
+            paths: args.paths.clone(),
+            argv: args.command.clone(),
+            fail_on_miss: args.fail_on_miss,
+            jobs: ctx.jobs,
+            part_size: PART_SIZE,
+            store: ctx.store.clone(),
+            progress: Arc::clone(&ctx.progress),
+        },
+        &ctx.cwd,
+    )
+    .await;
+    let report = match result {
+        Ok(report) => report,
+        Err(err) => return err.into(),
+    };
+    let error = report.error();
+    let save = match &report.save {
+        SaveOutcome::NotRequested => SaveState::NotRequested,
+        SaveOutcome::Skipped(why) => SaveState::Skipped(why.clone()),
+        SaveOutcome::Done(save) => SaveState::Done(save),
+        SaveOutcome::Failed(err) => SaveState::Failed(err.to_string()),
+    };
+    let outcome = Outcome {
+        command: "run",
+        cache_from: &cache_from,
+        cache_to: &cache_to,
+        paths: &args.paths,
+        restore: report.restore.as_ref(),
+        save,
+        run: Some(&report.command),
+        seconds: ctx.started.elapsed().as_secs_f64(),
+        error: error.as_ref().map(ToString::to_string),
+    };
+    Finished::from_outcome(&outcome, report.exit_code(), error)
+}
+
+async fn cmd_inspect(args: InspectArgs, ctx: &Context) -> Finished {
+    if ctx.metadata_file.is_some() {
+        tracing::warn!(
+            "inspect does not write --metadata-file; use `inspect --json` for a machine-readable report"
+        );
+    }
+    let mut specs = match parse_cache_from(&args.spec) {
+        Ok(specs) => specs,
+        Err(err) => return OpsError::from(err).into(),
+    };
     if specs.len() != 1 {
-        return Err(OpsError::Usage {
+        return OpsError::Usage {
             message: format!(
                 "inspect takes one cache, {:?} names {}",
                 args.spec,
                 specs.len()
             ),
             hint: None,
-        });
+        }
+        .into();
     }
     let spec = specs.remove(0);
-    let report = inspect::inspect(&spec, &StoreOptions::default()).await?;
+    let report = match inspect::inspect(&spec, &ctx.store).await {
+        Ok(report) => report,
+        Err(err) => return err.into(),
+    };
     let mut stdout = std::io::stdout().lock();
     let written = if args.json {
         serde_json::to_writer_pretty(&mut stdout, &report)
@@ -197,81 +487,13 @@ async fn run_inspect(args: InspectArgs) -> Result<u8, OpsError> {
     } else {
         write!(stdout, "{}", report.render_human())
     };
-    written.map_err(|e| OpsError::Failed(format!("writing to stdout: {e}")))?;
-    Ok(0)
-}
-
-fn render_save(report: &SaveReport) -> String {
-    let mut out = String::new();
-    for entry in &report.entries {
-        out.push_str(&format!(
-            "saved {}: {} files, {} in {} layer(s)\n",
-            entry.path,
-            entry.stats.files,
-            human_bytes(entry.stats.bytes),
-            entry.layers
-        ));
-    }
-    for target in &report.cache_to {
-        match (&target.digest, &target.ignored_error) {
-            (_, Some(err)) => out.push_str(&format!(
-                "  -> {}: failed (ignored): {err}\n",
-                target.target
-            )),
-            (Some(digest), None) => out.push_str(&format!(
-                "  -> {}: {} ({} written in {} blob(s), {} reused, {:.2}s)\n",
-                target.target,
-                digest,
-                human_bytes(target.uploaded_bytes),
-                target.uploaded_blobs,
-                target.reused_blobs,
-                target.seconds
-            )),
-            (None, None) => {}
-        }
-    }
-    out
-}
-
-fn render_restore(report: &RestoreReport) -> String {
-    let mut out = String::new();
-    for path in &report.paths {
-        match (&path.from, &path.stats) {
-            (Some(from), Some(stats)) => out.push_str(&format!(
-                "restored {} from {}: {} files, {} ({:.2}s)\n",
-                path.path,
-                from,
-                stats.files,
-                human_bytes(stats.bytes),
-                path.seconds
-            )),
-            _ => out.push_str(&format!("miss {}\n", path.path)),
-        }
-    }
-    out.push_str(&format!(
-        "{} of {} path(s) restored\n",
-        report.hits(),
-        report.paths.len()
-    ));
-    out
-}
-
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
+    match written {
+        Ok(()) => Finished::ok(),
+        Err(e) => OpsError::Failed(format!("writing to stdout: {e}")).into(),
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, color: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "warn",
         (false, 0) => "warn",
@@ -280,10 +502,9 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("regcache={default},warn")));
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(LogWriter)
         .event_format(PlainFormat { color })
         .init();
 }
@@ -317,7 +538,11 @@ where
         } else {
             write!(writer, "{label}")?;
         }
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        // Messages can quote names that come from a cache (untrusted): no
+        // control character of theirs may reach the terminal.
+        let mut message = String::new();
+        ctx.field_format()
+            .format_fields(Writer::new(&mut message), event)?;
+        writeln!(writer, "{}", printable(&message))
     }
 }

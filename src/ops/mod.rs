@@ -5,7 +5,9 @@ pub mod entry_path;
 pub mod import;
 pub mod inspect;
 pub mod plan;
+pub mod report;
 pub mod restore;
+pub mod run;
 pub mod save;
 
 use crate::image::ImageError;

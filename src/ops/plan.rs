@@ -11,16 +11,22 @@ pub struct Plan<'a> {
     pub cache_to: &'a [CacheTo],
     pub cache_from: &'a [CacheFrom],
     pub paths: &'a [String],
+    /// `run` only: the command it would run.
+    pub argv: Option<&'a [String]>,
 }
 
 impl Plan<'_> {
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut plan = json!({
             "command": self.command,
             "cache_to": self.cache_to.iter().map(CacheTo::plan_json).collect::<Vec<_>>(),
             "cache_from": self.cache_from.iter().map(CacheFrom::plan_json).collect::<Vec<_>>(),
             "paths": self.paths,
-        })
+        });
+        if let Some(argv) = self.argv {
+            plan["argv"] = json!(argv);
+        }
+        plan
     }
 
     pub fn render_human(&self) -> String {
@@ -37,6 +43,28 @@ impl Plan<'_> {
         for path in self.paths {
             out.push_str(&format!("  path        {path}\n"));
         }
+        if let Some(argv) = self.argv {
+            out.push_str(&format!("  command     {}\n", shell_words(argv)));
+        }
         out
     }
+}
+
+/// `argv` as one line a shell would split back the same way, so the plan
+/// shows exactly which words the command gets.
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|word| {
+            let plain = !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+            if plain {
+                word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -3,6 +3,7 @@
 //! fails its digest is an error, and never reaches the target.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -11,6 +12,7 @@ use super::import::{self, ImportOutcome, LoadedCache};
 use super::{OpsError, blocking, entry_path};
 use crate::image::{entry_chain, media_types};
 use crate::layer::{EntryRestorer, EntryStats, LayerSource};
+use crate::progress::{BlobProgress, Progress, ProgressReader};
 use crate::spec::CacheFrom;
 use crate::store::StoreOptions;
 
@@ -20,6 +22,13 @@ pub struct RestoreOptions {
     /// [`entry_path::safe_to_restore_implicitly`]).
     pub paths: Vec<String>,
     pub store: StoreOptions,
+    /// Told about every layer as it is downloaded and extracted.
+    pub progress: Arc<dyn Progress>,
+    /// A path that fails to restore (a corrupt or hostile blob) becomes a
+    /// warning and a miss instead of stopping the restore. `run` wants
+    /// this: the command rebuilds what is missing, and its save replaces
+    /// the broken cache.
+    pub keep_going: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -28,6 +37,7 @@ pub struct RestoreReport {
     pub paths: Vec<PathReport>,
 }
 
+/// One per `--cache-from`, in the order given.
 #[derive(Debug, Serialize)]
 pub struct SourceReport {
     pub source: String,
@@ -39,10 +49,14 @@ pub struct SourceReport {
 pub struct PathReport {
     pub path: String,
     pub hit: bool,
-    /// The `--cache-from` the path came from.
+    /// The `--cache-from` the path came from, as its store names itself.
     pub from: Option<String>,
+    /// Its position among the `--cache-from` specs.
+    pub from_index: Option<usize>,
     pub stats: Option<EntryStats>,
     pub seconds: f64,
+    /// Why a path held by a cache was not restored (with `keep_going`).
+    pub error: Option<String>,
 }
 
 impl RestoreReport {
@@ -57,7 +71,7 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
         sources: Vec::new(),
         paths: Vec::new(),
     };
-    for spec in &options.cache_from {
+    for (index, spec) in options.cache_from.iter().enumerate() {
         match import::load_tolerantly(spec, &options.store).await {
             ImportOutcome::Loaded(loaded) => {
                 report.sources.push(SourceReport {
@@ -65,7 +79,7 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
                     loaded: true,
                     reason: None,
                 });
-                sources.push(*loaded);
+                sources.push((index, *loaded));
             }
             ImportOutcome::Missed { label, reason } => {
                 tracing::warn!("cache {label}: {reason}; going on without it");
@@ -80,20 +94,38 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
 
     for name in wanted_paths(&options.paths, &sources, cwd) {
         let started = Instant::now();
-        let holder = sources.iter().find(|s| holds(s, &name));
-        let Some(source) = holder else {
+        let holder = sources.iter().find(|(_, s)| holds(s, &name));
+        let Some((index, source)) = holder else {
             tracing::warn!("{name}: not in any cache (miss)");
             report.paths.push(PathReport {
                 path: name,
                 hit: false,
                 from: None,
+                from_index: None,
                 stats: None,
                 seconds: 0.0,
+                error: None,
             });
             continue;
         };
         let root = entry_path::resolve(&name, cwd);
-        let stats = restore_entry(source, &name, root).await?;
+        let stats = match restore_entry(source, &name, root, options.progress.as_ref()).await {
+            Ok(stats) => stats,
+            Err(err) if options.keep_going => {
+                tracing::warn!("{err}; going on without it");
+                report.paths.push(PathReport {
+                    path: name,
+                    hit: false,
+                    from: None,
+                    from_index: None,
+                    stats: None,
+                    seconds: started.elapsed().as_secs_f64(),
+                    error: Some(err.to_string()),
+                });
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
         tracing::info!(
             "restored {name} from {}: {} files, {} bytes",
             source.label,
@@ -104,8 +136,10 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
             path: name,
             hit: true,
             from: Some(source.label.clone()),
+            from_index: Some(*index),
             stats: Some(stats),
             seconds: started.elapsed().as_secs_f64(),
+            error: None,
         });
     }
     Ok(report)
@@ -120,7 +154,7 @@ fn holds(source: &LoadedCache, name: &str) -> bool {
 
 /// The paths asked for, or every path the caches hold that may be restored
 /// without being named.
-fn wanted_paths(args: &[String], sources: &[LoadedCache], cwd: &Path) -> Vec<String> {
+fn wanted_paths(args: &[String], sources: &[(usize, LoadedCache)], cwd: &Path) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     if !args.is_empty() {
         for arg in args {
@@ -133,7 +167,7 @@ fn wanted_paths(args: &[String], sources: &[LoadedCache], cwd: &Path) -> Vec<Str
         return names;
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
-    for source in sources {
+    for (_, source) in sources {
         let Some(entries) = &source.entries else {
             continue;
         };
@@ -158,6 +192,7 @@ async fn restore_entry(
     source: &LoadedCache,
     name: &str,
     root: PathBuf,
+    progress: &dyn Progress,
 ) -> Result<EntryStats, OpsError> {
     let unpack_error = |source_err| OpsError::Unpack {
         path: name.to_string(),
@@ -189,18 +224,36 @@ async fn restore_entry(
                 source.label, desc.digest
             )));
         }
-        let reader = source.store.open_blob(desc).await?;
+        // Downloading and extracting are one streaming pass: the bytes
+        // read from the store are the progress of both.
+        let blob: Arc<dyn BlobProgress> =
+            Arc::from(progress.blob(&format!("{name}: layer {}", desc.digest.short()), desc.size));
+        let reader = match source.store.open_blob(desc).await {
+            Ok(reader) => reader,
+            Err(err) => {
+                blob.finish("failed");
+                return Err(err.into());
+            }
+        };
         let layer = LayerSource {
-            reader,
+            reader: ProgressReader::new(reader, Arc::clone(&blob)),
             digest: desc.digest.clone(),
             size: desc.size,
             compression,
             diff_id,
             max_uncompressed,
         };
-        restorer = blocking(move || restorer.apply_layer(layer).map(|()| restorer))
-            .await?
-            .map_err(unpack_error)?;
+        let applied = blocking(move || restorer.apply_layer(layer).map(|()| restorer)).await?;
+        match applied {
+            Ok(r) => {
+                blob.finish("restored");
+                restorer = r;
+            }
+            Err(err) => {
+                blob.finish("failed");
+                return Err(unpack_error(err));
+            }
+        }
     }
     blocking(move || restorer.finish())
         .await?

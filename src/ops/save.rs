@@ -1,11 +1,12 @@
 //! `regcache save`: pack each PATH into layers once per distinct
 //! compression, then write a cache image to every `--cache-to`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
 use super::{OpsError, blocking, entry_path};
@@ -14,6 +15,7 @@ use crate::digest::Digest;
 use crate::image::build::{BuildEntry, BuildParams, BuiltImage, BuiltLayer, build_cache_image};
 use crate::image::{Descriptor, Form};
 use crate::layer::{EntryStats, PackOptions, PackedEntry, pack_dir};
+use crate::progress::{Progress, human_bytes};
 use crate::spec::CacheTo;
 use crate::store::{self, CacheStore, StoreOptions};
 
@@ -23,12 +25,20 @@ pub struct SaveOptions {
     pub jobs: usize,
     pub part_size: u64,
     pub store: StoreOptions,
+    /// Told about every layer packed and every blob written or reused.
+    pub progress: Arc<dyn Progress>,
 }
 
+/// What a save did. A failed export does not make [`save`] return an
+/// error, so that the caller can still report and record what did happen:
+/// check [`SaveReport::failure`].
 #[derive(Debug, Serialize)]
+#[must_use = "a failed export is only in the report: check SaveReport::failure"]
 pub struct SaveReport {
     pub entries: Vec<SavedEntry>,
     pub skipped: Vec<SkippedPath>,
+    /// One per `--cache-to`, in the order given; empty when there was
+    /// nothing to save and no target was touched.
     pub cache_to: Vec<TargetReport>,
 }
 
@@ -55,8 +65,34 @@ pub struct TargetReport {
     pub uploaded_blobs: usize,
     pub reused_blobs: usize,
     pub seconds: f64,
-    /// Set when the export failed and the spec said `ignore-error=true`.
-    pub ignored_error: Option<String>,
+    /// Why the export to this target failed.
+    pub error: Option<String>,
+    /// The failure was only a warning: the spec said `ignore-error=true`.
+    pub error_ignored: bool,
+}
+
+impl SaveReport {
+    /// The exports that failed without `ignore-error=true`, as the error
+    /// the command exits with (status 1).
+    pub fn failure(&self) -> Option<OpsError> {
+        let failures: Vec<String> = self
+            .cache_to
+            .iter()
+            .filter(|t| !t.error_ignored)
+            .filter_map(|t| Some(format!("{}: {}", t.target, t.error.as_ref()?)))
+            .collect();
+        if failures.is_empty() {
+            return None;
+        }
+        Some(OpsError::Export {
+            target: if failures.len() == 1 {
+                "1 target".into()
+            } else {
+                format!("{} targets", failures.len())
+            },
+            message: failures.join("; "),
+        })
+    }
 }
 
 /// The layers of every entry packed with one (compression, level).
@@ -79,16 +115,31 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
         return Ok(report);
     }
 
-    let stores = options
-        .cache_to
-        .iter()
-        .map(|spec| store::open_export(spec, &options.store))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut target_reports: Vec<Option<TargetReport>> =
+        options.cache_to.iter().map(|_| None).collect();
+    // A target that cannot even be opened fails before anything is packed,
+    // unless its spec tolerates failure: then it is skipped with a warning.
+    let mut stores: Vec<Option<Box<dyn CacheStore>>> = Vec::new();
+    for (i, spec) in options.cache_to.iter().enumerate() {
+        match store::open_export(spec, &options.store) {
+            Ok(store) => stores.push(Some(store)),
+            Err(err) if spec.params.ignore_error => {
+                let target = spec.target.location();
+                tracing::warn!("export to {target} failed (ignore-error=true): {err}");
+                target_reports[i] = Some(TargetReport::failed(&target, err.to_string(), true));
+                stores.push(None);
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
 
     // Each layer is compressed once per distinct (compression, level) and
     // written to every target that asks for it.
     let mut groups: BTreeMap<(String, Option<u32>), Vec<usize>> = BTreeMap::new();
     for (i, spec) in options.cache_to.iter().enumerate() {
+        if stores[i].is_none() {
+            continue;
+        }
         let key = (
             spec.params.compression.name().to_string(),
             spec.params.compression_level,
@@ -97,12 +148,9 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
     }
 
     let created_at = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
-    let mut failures = Vec::new();
-    let mut target_reports: Vec<Option<TargetReport>> =
-        options.cache_to.iter().map(|_| None).collect();
     for members in groups.values() {
         let first = &options.cache_to[members[0]];
-        let spool_parent = stores[members[0]].spool_dir();
+        let spool_parent = stores[members[0]].as_ref().and_then(|s| s.spool_dir());
         let packed = pack_all(&sources, first, spool_parent, &options).await?;
         if report.entries.is_empty() {
             report.entries = packed
@@ -116,19 +164,29 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
                 .collect();
         }
         for &i in members {
+            let Some(store) = stores[i].as_deref() else {
+                continue;
+            };
             let spec = &options.cache_to[i];
             let started = Instant::now();
-            let outcome = export(&packed, spec, stores[i].as_ref(), &created_at).await;
+            let outcome = export(
+                &packed,
+                spec,
+                store,
+                &created_at,
+                options.progress.as_ref(),
+                options.jobs,
+            )
+            .await;
             let target = spec.target.location();
             let mut target_report = match outcome {
                 Ok(r) => r,
-                Err(err) if spec.params.ignore_error => {
-                    tracing::warn!("export to {target} failed (ignore-error=true): {err}");
-                    TargetReport::failed(&target, err.to_string())
-                }
                 Err(err) => {
-                    failures.push(format!("{target}: {err}"));
-                    TargetReport::failed(&target, err.to_string())
+                    let ignored = spec.params.ignore_error;
+                    if ignored {
+                        tracing::warn!("export to {target} failed (ignore-error=true): {err}");
+                    }
+                    TargetReport::failed(&target, err.to_string(), ignored)
                 }
             };
             target_report.seconds = started.elapsed().as_secs_f64();
@@ -136,21 +194,11 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
         }
     }
     report.cache_to = target_reports.into_iter().flatten().collect();
-    if !failures.is_empty() {
-        return Err(OpsError::Export {
-            target: if failures.len() == 1 {
-                "1 target".into()
-            } else {
-                format!("{} targets", failures.len())
-            },
-            message: failures.join("; "),
-        });
-    }
     Ok(report)
 }
 
 impl TargetReport {
-    fn failed(target: &str, error: String) -> TargetReport {
+    fn failed(target: &str, error: String, ignored: bool) -> TargetReport {
         TargetReport {
             target: target.to_string(),
             digest: None,
@@ -158,7 +206,8 @@ impl TargetReport {
             uploaded_blobs: 0,
             reused_blobs: 0,
             seconds: 0.0,
-            ignored_error: Some(error),
+            error: Some(error),
+            error_ignored: ignored,
         }
     }
 }
@@ -217,17 +266,29 @@ async fn pack_all(
     spool_parent: Option<PathBuf>,
     options: &SaveOptions,
 ) -> Result<PackedSet, OpsError> {
-    let spool = match spool_parent {
-        Some(parent) => {
-            std::fs::create_dir_all(&parent)
-                .map_err(|e| OpsError::Failed(format!("creating {}: {e}", parent.display())))?;
-            tempfile::Builder::new()
-                .prefix(".regcache-spool-")
-                .tempdir_in(&parent)
-        }
-        None => tempfile::Builder::new().prefix("regcache-spool-").tempdir(),
-    }
-    .map_err(|e| OpsError::Failed(format!("creating a spool directory: {e}")))?;
+    // Spooling beside the store makes storing a layer a rename; when that
+    // directory cannot be made, that target's export will say so itself,
+    // and the other targets must not pay for it: spool in the system's
+    // temporary directory instead.
+    let beside_store = spool_parent.and_then(|parent| {
+        std::fs::create_dir_all(&parent)
+            .and_then(|()| {
+                tempfile::Builder::new()
+                    .prefix(".regcache-spool-")
+                    .tempdir_in(&parent)
+            })
+            .map_err(|e| {
+                tracing::debug!("cannot spool in {}: {e}", parent.display());
+            })
+            .ok()
+    });
+    let spool = match beside_store {
+        Some(spool) => spool,
+        None => tempfile::Builder::new()
+            .prefix("regcache-spool-")
+            .tempdir()
+            .map_err(|e| OpsError::Failed(format!("creating a spool directory: {e}")))?,
+    };
     let pack_options = Arc::new(PackOptions {
         compression: spec.params.compression,
         level: spec.params.compression_level,
@@ -240,12 +301,28 @@ async fn pack_all(
         let spool_dir = spool.path().to_path_buf();
         let opts = Arc::clone(&pack_options);
         let started = Instant::now();
-        let packed = blocking(move || pack_dir(&root, &spool_dir, &opts))
-            .await?
-            .map_err(|source| OpsError::Pack {
-                path: name.clone(),
-                source: Box::new(source),
-            })?;
+        let progress = options.progress.blob(
+            &format!("{name}: pack ({})", spec.params.compression.name()),
+            0,
+        );
+        let packed = match blocking(move || pack_dir(&root, &spool_dir, &opts)).await? {
+            Ok(packed) => packed,
+            Err(source) => {
+                progress.finish("failed");
+                return Err(OpsError::Pack {
+                    path: name.clone(),
+                    source: Box::new(source),
+                });
+            }
+        };
+        let compressed: u64 = packed.layers.iter().map(|l| l.size).sum();
+        progress.finish(&format!(
+            "{} files, {} -> {} in {} layer(s)",
+            packed.stats.files,
+            human_bytes(packed.stats.bytes),
+            human_bytes(compressed),
+            packed.layers.len()
+        ));
         tracing::info!(
             "packed {name}: {} files, {} bytes in {} layer(s), {:.2}s",
             packed.stats.files,
@@ -261,15 +338,36 @@ async fn pack_all(
     })
 }
 
-/// Writes one cache image: layers, config and entries list first, the
-/// manifest last, so a failed export never moves the tag.
+/// A blob on its way to one target.
+struct Upload<'a> {
+    label: String,
+    desc: Descriptor,
+    content: Content<'a>,
+}
+
+enum Content<'a> {
+    File(&'a Path),
+    Bytes(&'a [u8]),
+}
+
+enum Uploaded {
+    Written(u64),
+    Reused,
+}
+
+/// Writes one cache image: layers, config and entries list first (up to
+/// `jobs` at once), the manifest last and only once every blob is in
+/// place, so a failed export never moves the tag.
 async fn export(
     packed: &PackedSet,
     spec: &CacheTo,
     store: &dyn CacheStore,
     created_at: &str,
+    progress: &dyn Progress,
+    jobs: usize,
 ) -> Result<TargetReport, OpsError> {
     let params = &spec.params;
+    let target = spec.target.location();
     let build_entries: Vec<BuildEntry> = packed
         .entries
         .iter()
@@ -304,46 +402,67 @@ async fn export(
     )?;
 
     let mut report = TargetReport {
-        target: spec.target.location(),
+        target: target.clone(),
         digest: Some(built.manifest.digest.clone()),
         uploaded_bytes: 0,
         uploaded_blobs: 0,
         reused_blobs: 0,
         seconds: 0.0,
-        ignored_error: None,
+        error: None,
+        error_ignored: false,
     };
-    let mut written: Vec<&Digest> = Vec::new();
-    for (_, entry) in &packed.entries {
+    // Two entries with identical content share a layer: send it once.
+    let mut seen: HashSet<&Digest> = HashSet::new();
+    let mut uploads = Vec::new();
+    for (name, entry) in &packed.entries {
         for layer in &entry.layers {
-            if written.contains(&&layer.digest) {
+            if !seen.insert(&layer.digest) {
                 continue;
             }
-            written.push(&layer.digest);
-            let desc = Descriptor::new(String::new(), layer.digest.clone(), layer.size);
-            if store.has_blob(&desc).await? {
-                report.reused_blobs += 1;
-                continue;
-            }
-            store
-                .put_blob_file(&desc, &layer.blob, &crate::progress::NoProgress)
-                .await?;
-            report.uploaded_blobs += 1;
-            report.uploaded_bytes += layer.size;
+            uploads.push(Upload {
+                label: format!("{name}: layer {} -> {target}", layer.digest.short()),
+                desc: Descriptor::new(String::new(), layer.digest.clone(), layer.size),
+                content: Content::File(&layer.blob),
+            });
         }
     }
-    for (desc, bytes) in [
-        (&built.config, &built.config_bytes),
-        (&built.entries, &built.entries_bytes),
+    for (what, desc, bytes) in [
+        ("cache config", &built.config, &built.config_bytes),
+        ("entries list", &built.entries, &built.entries_bytes),
     ] {
-        if store.has_blob(desc).await? {
-            report.reused_blobs += 1;
-        } else {
-            store.put_blob_bytes(desc, bytes).await?;
-            report.uploaded_blobs += 1;
-            report.uploaded_bytes += desc.size;
+        uploads.push(Upload {
+            label: format!("{what} {} -> {target}", desc.digest.short()),
+            desc: desc.clone(),
+            content: Content::Bytes(bytes),
+        });
+    }
+    // The blobs are distinct, so their order does not matter; a failure
+    // drops the uploads still running and the manifest is never written.
+    let outcomes: Vec<Uploaded> = stream::iter(uploads)
+        .map(|upload| async move { upload_one(store, &upload, progress).await })
+        .buffer_unordered(jobs.max(1))
+        .try_collect()
+        .await?;
+    for outcome in outcomes {
+        match outcome {
+            Uploaded::Written(bytes) => {
+                report.uploaded_blobs += 1;
+                report.uploaded_bytes += bytes;
+            }
+            Uploaded::Reused => report.reused_blobs += 1,
         }
     }
-    store.put_manifest(&built.manifest).await?;
+
+    let manifest_progress = progress.blob(
+        &format!("manifest {} -> {target}", built.manifest.digest.short()),
+        built.manifest.bytes.len() as u64,
+    );
+    if let Err(err) = store.put_manifest(&built.manifest).await {
+        manifest_progress.finish("failed");
+        return Err(err.into());
+    }
+    manifest_progress.advance(built.manifest.bytes.len() as u64);
+    manifest_progress.finish("written");
     report.uploaded_bytes += built.manifest.bytes.len() as u64;
     tracing::info!(
         "{}: wrote cache {} ({} blob(s) written, {} reused)",
@@ -353,4 +472,157 @@ async fn export(
         report.reused_blobs
     );
     Ok(report)
+}
+
+/// Sends one blob unless the target has it already.
+async fn upload_one(
+    store: &dyn CacheStore,
+    upload: &Upload<'_>,
+    progress: &dyn Progress,
+) -> Result<Uploaded, OpsError> {
+    let blob = progress.blob(&upload.label, upload.desc.size);
+    let result = async {
+        if store.has_blob(&upload.desc).await? {
+            return Ok(Uploaded::Reused);
+        }
+        match upload.content {
+            Content::File(path) => store.put_blob_file(&upload.desc, path, &*blob).await?,
+            Content::Bytes(bytes) => {
+                store.put_blob_bytes(&upload.desc, bytes).await?;
+                blob.advance(upload.desc.size);
+            }
+        }
+        Ok::<_, OpsError>(Uploaded::Written(upload.desc.size))
+    }
+    .await;
+    blob.finish(match &result {
+        Ok(Uploaded::Written(_)) => "uploaded",
+        Ok(Uploaded::Reused) => "reused",
+        Err(_) => "failed",
+    });
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::image::RawManifest;
+    use crate::progress::{BlobProgress, NoProgress};
+    use crate::spec::parse_cache_to;
+    use crate::store::{BlobReader, StoreError};
+
+    /// A store that takes a while per blob and records what it saw.
+    #[derive(Default)]
+    struct SlowStore {
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+        blobs: AtomicUsize,
+        fail_blob: Option<usize>,
+        /// How many blobs were stored when the manifest came.
+        manifest_after: Mutex<Option<usize>>,
+    }
+
+    impl SlowStore {
+        async fn slow_put(&self) -> Result<(), StoreError> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let n = self.blobs.fetch_add(1, Ordering::SeqCst);
+            if Some(n) == self.fail_blob {
+                return Err(StoreError::Invalid("injected failure".into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl CacheStore for SlowStore {
+        fn describe(&self) -> String {
+            "slow".into()
+        }
+        async fn fetch_manifest(&self) -> Result<Option<RawManifest>, StoreError> {
+            Ok(None)
+        }
+        async fn open_blob(&self, _desc: &Descriptor) -> Result<BlobReader, StoreError> {
+            Err(StoreError::Invalid("not readable".into()))
+        }
+        async fn has_blob(&self, _desc: &Descriptor) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn put_blob_file(
+            &self,
+            _desc: &Descriptor,
+            _file: &Path,
+            _progress: &dyn BlobProgress,
+        ) -> Result<(), StoreError> {
+            self.slow_put().await
+        }
+        async fn put_blob_bytes(
+            &self,
+            _desc: &Descriptor,
+            _bytes: &[u8],
+        ) -> Result<(), StoreError> {
+            self.slow_put().await
+        }
+        async fn put_manifest(&self, _manifest: &RawManifest) -> Result<(), StoreError> {
+            *self.manifest_after.lock().unwrap() = Some(self.blobs.load(Ordering::SeqCst));
+            Ok(())
+        }
+    }
+
+    /// Packs a tree of eight 4 KiB files into about eight layers.
+    async fn packed(dir: &Path) -> (PackedSet, CacheTo, SaveOptions) {
+        let tree = dir.join("tree");
+        std::fs::create_dir_all(&tree).unwrap();
+        for i in 0..8u8 {
+            std::fs::write(tree.join(format!("f{i}")), vec![i; 4096]).unwrap();
+        }
+        let spec = parse_cache_to("type=local,dest=unused").unwrap().remove(0);
+        let options = SaveOptions {
+            cache_to: vec![spec.clone()],
+            paths: vec!["tree".into()],
+            jobs: 3,
+            part_size: 4096,
+            store: StoreOptions::default(),
+            progress: Arc::new(NoProgress),
+        };
+        let sources = vec![("tree".to_string(), tree)];
+        let set = pack_all(&sources, &spec, None, &options).await.unwrap();
+        assert!(set.entries[0].1.layers.len() >= 4, "too few layers to test");
+        (set, spec, options)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn uploads_run_concurrently_up_to_jobs_and_the_manifest_comes_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let (set, spec, options) = packed(dir.path()).await;
+        let store = SlowStore::default();
+        let report = export(&set, &spec, &store, "t", &NoProgress, options.jobs)
+            .await
+            .unwrap();
+        let blobs = set.entries[0].1.layers.len() + 2;
+        assert_eq!(report.uploaded_blobs, blobs);
+        assert_eq!(store.max_in_flight.load(Ordering::SeqCst), options.jobs);
+        assert_eq!(*store.manifest_after.lock().unwrap(), Some(blobs));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_upload_means_no_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (set, spec, options) = packed(dir.path()).await;
+        let store = SlowStore {
+            fail_blob: Some(1),
+            ..SlowStore::default()
+        };
+        let result = export(&set, &spec, &store, "t", &NoProgress, options.jobs).await;
+        assert!(result.is_err());
+        assert_eq!(*store.manifest_after.lock().unwrap(), None);
+    }
 }
