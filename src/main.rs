@@ -280,6 +280,7 @@ async fn cmd_save(args: SaveArgs, ctx: &Context) -> Finished {
             part_size: PART_SIZE,
             store: ctx.store.clone(),
             progress: Arc::clone(&ctx.progress),
+            mount_sources: Vec::new(),
         },
         &ctx.cwd,
     )

@@ -478,6 +478,7 @@ mod tests {
                 seconds: 0.0,
                 error: None,
             }],
+            mount_sources: Vec::new(),
         };
         let outcome = Outcome {
             command: "restore",

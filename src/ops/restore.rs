@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::import::{self, ImportOutcome, LoadedCache};
+use super::save::MountSource;
 use super::{OpsError, blocking, entry_path};
 use crate::image::{entry_chain, media_types};
 use crate::layer::{EntryRestorer, EntryStats, LayerSource};
@@ -35,6 +36,10 @@ pub struct RestoreOptions {
 pub struct RestoreReport {
     pub sources: Vec<SourceReport>,
     pub paths: Vec<PathReport>,
+    /// The registry repositories that loaded, with the blobs they hold: a
+    /// later save into the same registry mounts from them.
+    #[serde(skip)]
+    pub mount_sources: Vec<MountSource>,
 }
 
 /// One per `--cache-from`, in the order given.
@@ -70,6 +75,7 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
     let mut report = RestoreReport {
         sources: Vec::new(),
         paths: Vec::new(),
+        mount_sources: Vec::new(),
     };
     for (index, spec) in options.cache_from.iter().enumerate() {
         match import::load_tolerantly(spec, &options.store).await {
@@ -79,6 +85,17 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
                     loaded: true,
                     reason: None,
                 });
+                if let Some((registry, repository)) = loaded.store.registry_repository() {
+                    report.mount_sources.push(MountSource {
+                        registry,
+                        repository,
+                        blobs: loaded
+                            .image
+                            .descriptors()
+                            .map(|d| d.digest.clone())
+                            .collect(),
+                    });
+                }
                 sources.push((index, *loaded));
             }
             ImportOutcome::Missed { label, reason } => {

@@ -171,6 +171,10 @@ pub async fn run(options: RunOptions, cwd: &Path) -> Result<RunReport, OpsError>
                 part_size: options.part_size,
                 store: options.store,
                 progress: Arc::clone(&options.progress),
+                mount_sources: restore_report
+                    .as_ref()
+                    .map(|r| r.mount_sources.clone())
+                    .unwrap_or_default(),
             },
             cwd,
         )

@@ -13,7 +13,7 @@ use super::{OpsError, blocking, entry_path};
 use crate::compression::Compression;
 use crate::digest::Digest;
 use crate::image::build::{BuildEntry, BuildParams, BuiltImage, BuiltLayer, build_cache_image};
-use crate::image::{Descriptor, Form};
+use crate::image::{CacheImage, Descriptor, Form};
 use crate::layer::{EntryStats, PackOptions, PackedEntry, pack_dir};
 use crate::progress::{Progress, human_bytes};
 use crate::spec::CacheTo;
@@ -27,6 +27,10 @@ pub struct SaveOptions {
     pub store: StoreOptions,
     /// Told about every layer packed and every blob written or reused.
     pub progress: Arc<dyn Progress>,
+    /// Repositories known to hold blobs (e.g. the caches `run` restored
+    /// from), for cross-repository mounts. Targets written earlier in the
+    /// same save are added as they complete.
+    pub mount_sources: Vec<MountSource>,
 }
 
 /// What a save did. A failed export does not make [`save`] return an
@@ -148,6 +152,7 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
     }
 
     let created_at = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
+    let mut mount_sources = options.mount_sources.clone();
     for members in groups.values() {
         let first = &options.cache_to[members[0]];
         let spool_parent = stores[members[0]].as_ref().and_then(|s| s.spool_dir());
@@ -176,8 +181,24 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
                 &created_at,
                 options.progress.as_ref(),
                 options.jobs,
+                &mount_sources,
             )
             .await;
+            // Once a registry target holds the layers, the next targets in
+            // the same registry can mount them instead of receiving them.
+            if outcome.is_ok()
+                && let Some((registry, repository)) = store.registry_repository()
+            {
+                mount_sources.push(MountSource {
+                    registry,
+                    repository,
+                    blobs: packed
+                        .entries
+                        .iter()
+                        .flat_map(|(_, e)| e.layers.iter().map(|l| l.digest.clone()))
+                        .collect(),
+                });
+            }
             let target = spec.target.location();
             let mut target_report = match outcome {
                 Ok(r) => r,
@@ -353,6 +374,47 @@ enum Content<'a> {
 enum Uploaded {
     Written(u64),
     Reused,
+    Mounted,
+}
+
+/// Blobs a repository of some registry is known to hold, so another
+/// repository of that registry can mount them instead of receiving their
+/// bytes again.
+#[derive(Debug, Clone)]
+pub struct MountSource {
+    pub registry: String,
+    pub repository: String,
+    pub blobs: HashSet<Digest>,
+}
+
+/// What one target needs to place its blobs the cheapest way.
+struct Placement<'a> {
+    /// Blobs the target's current manifest names: present without a HEAD.
+    known: HashSet<Digest>,
+    /// Other repositories of the same registry that hold some blobs.
+    mount_from: Vec<&'a MountSource>,
+}
+
+impl<'a> Placement<'a> {
+    async fn for_target(store: &dyn CacheStore, sources: &'a [MountSource]) -> Placement<'a> {
+        let mut known = HashSet::new();
+        // The manifest the tag points at now names blobs the repository
+        // surely holds (Distribution links them into it); anything wrong
+        // with it only costs HEAD requests.
+        if let Ok(Some(raw)) = store.fetch_manifest().await
+            && let Ok(image) = CacheImage::decode(&raw)
+        {
+            known.extend(image.descriptors().map(|d| d.digest.clone()));
+        }
+        let mount_from = match store.registry_repository() {
+            Some((registry, repository)) => sources
+                .iter()
+                .filter(|s| s.registry == registry && s.repository != repository)
+                .collect(),
+            None => Vec::new(),
+        };
+        Placement { known, mount_from }
+    }
 }
 
 /// Writes one cache image: layers, config and entries list first (up to
@@ -365,6 +427,7 @@ async fn export(
     created_at: &str,
     progress: &dyn Progress,
     jobs: usize,
+    mount_sources: &[MountSource],
 ) -> Result<TargetReport, OpsError> {
     let params = &spec.params;
     let target = spec.target.location();
@@ -438,8 +501,10 @@ async fn export(
     }
     // The blobs are distinct, so their order does not matter; a failure
     // drops the uploads still running and the manifest is never written.
+    let placement = Placement::for_target(store, mount_sources).await;
+    let placement = &placement;
     let outcomes: Vec<Uploaded> = stream::iter(uploads)
-        .map(|upload| async move { upload_one(store, &upload, progress).await })
+        .map(|upload| async move { upload_one(store, &upload, placement, progress).await })
         .buffer_unordered(jobs.max(1))
         .try_collect()
         .await?;
@@ -449,7 +514,7 @@ async fn export(
                 report.uploaded_blobs += 1;
                 report.uploaded_bytes += bytes;
             }
-            Uploaded::Reused => report.reused_blobs += 1,
+            Uploaded::Reused | Uploaded::Mounted => report.reused_blobs += 1,
         }
     }
 
@@ -478,12 +543,28 @@ async fn export(
 async fn upload_one(
     store: &dyn CacheStore,
     upload: &Upload<'_>,
+    placement: &Placement<'_>,
     progress: &dyn Progress,
 ) -> Result<Uploaded, OpsError> {
     let blob = progress.blob(&upload.label, upload.desc.size);
     let result = async {
-        if store.has_blob(&upload.desc).await? {
+        let digest = &upload.desc.digest;
+        if placement.known.contains(digest) || store.has_blob(&upload.desc).await? {
             return Ok(Uploaded::Reused);
+        }
+        for source in placement
+            .mount_from
+            .iter()
+            .filter(|s| s.blobs.contains(digest))
+        {
+            match store.mount_blob(&upload.desc, &source.repository).await {
+                Ok(true) => return Ok(Uploaded::Mounted),
+                Ok(false) => {}
+                Err(err) => tracing::debug!(
+                    "mounting {digest} from {}: {err}; uploading instead",
+                    source.repository
+                ),
+            }
         }
         match upload.content {
             Content::File(path) => store.put_blob_file(&upload.desc, path, &*blob).await?,
@@ -498,6 +579,7 @@ async fn upload_one(
     blob.finish(match &result {
         Ok(Uploaded::Written(_)) => "uploaded",
         Ok(Uploaded::Reused) => "reused",
+        Ok(Uploaded::Mounted) => "mounted",
         Err(_) => "failed",
     });
     result
@@ -592,6 +674,7 @@ mod tests {
             part_size: 4096,
             store: StoreOptions::default(),
             progress: Arc::new(NoProgress),
+            mount_sources: Vec::new(),
         };
         let sources = vec![("tree".to_string(), tree)];
         let set = pack_all(&sources, &spec, None, &options).await.unwrap();
@@ -604,7 +687,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (set, spec, options) = packed(dir.path()).await;
         let store = SlowStore::default();
-        let report = export(&set, &spec, &store, "t", &NoProgress, options.jobs)
+        let report = export(&set, &spec, &store, "t", &NoProgress, options.jobs, &[])
             .await
             .unwrap();
         let blobs = set.entries[0].1.layers.len() + 2;
@@ -621,7 +704,7 @@ mod tests {
             fail_blob: Some(1),
             ..SlowStore::default()
         };
-        let result = export(&set, &spec, &store, "t", &NoProgress, options.jobs).await;
+        let result = export(&set, &spec, &store, "t", &NoProgress, options.jobs, &[]).await;
         assert!(result.is_err());
         assert_eq!(*store.manifest_after.lock().unwrap(), None);
     }
