@@ -362,6 +362,12 @@ impl AuthState {
             .map(|t| t.header.clone())
     }
 
+    /// Drops a token the registry refused.
+    pub fn forget(&self, refused: &HeaderValue) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.retain(|t| t.header != refused);
+    }
+
     /// Learns from a 401: stores the challenge and drops the token that was
     /// refused. Returns whether sending the request again can succeed.
     pub async fn on_unauthorized(
@@ -383,8 +389,7 @@ impl AuthState {
             return Ok(false);
         };
         if let Some(sent) = sent {
-            let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-            tokens.retain(|t| t.header != sent);
+            self.forget(sent);
         }
         let previous = self
             .challenge
@@ -730,5 +735,92 @@ mod tests {
         assert!(basic_header("u", "p").is_sensitive());
         assert_eq!(basic_header("u", "p"), "Basic dTpw");
         assert!(bearer_header("t").unwrap().is_sensitive());
+    }
+
+    fn state() -> AuthState {
+        AuthState::new("127.0.0.1:1", true)
+    }
+
+    async fn token_server() -> super::super::test_server::TestServer {
+        use super::super::test_server::Reply;
+        super::super::test_server::TestServer::start(|seen, _| {
+            if seen.method == "POST" {
+                Reply::new(200).body(r#"{"access_token":"from-refresh","expires_in":120}"#)
+            } else {
+                Reply::new(200).body(r#"{"token":"from-get"}"#)
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn token_requests_with_basic_credentials_and_identity_tokens() {
+        let server = token_server().await;
+        let http = Client::new();
+        let realm = format!("http://127.0.0.1:{}/token", server.port);
+        let scopes = Scopes::mount("src/a", "dst/b");
+        let basic = Credentials::Basic {
+            username: "me".into(),
+            password: "pw".into(),
+        };
+        let (token, lifetime) = state()
+            .fetch_token(
+                &http,
+                &RetryPolicy::default(),
+                &realm,
+                Some("svc"),
+                &scopes,
+                Some(basic),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (token.as_str(), lifetime),
+            ("from-get", DEFAULT_TOKEN_LIFETIME)
+        );
+        let (token, lifetime) = state()
+            .fetch_token(
+                &http,
+                &RetryPolicy::default(),
+                &realm,
+                Some("svc"),
+                &scopes,
+                Some(Credentials::IdentityToken("refresh-me".into())),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (token.as_str(), lifetime),
+            ("from-refresh", Duration::from_secs(120))
+        );
+
+        let seen = server.seen();
+        // GET with both scopes in one request, basic auth and the account.
+        assert_eq!(seen[0].method, "GET");
+        assert_eq!(
+            seen[0].target,
+            "/token?service=svc&scope=repository%3Adst%2Fb%3Apull%2Cpush&scope=repository%3Asrc%2Fa%3Apull&account=me"
+        );
+        assert_eq!(seen[0].header("authorization"), Some("Basic bWU6cHc="));
+        // The OAuth2 refresh-token grant, scopes space-separated.
+        assert_eq!(seen[1].method, "POST");
+        assert_eq!(seen[1].header("authorization"), None);
+        let form = String::from_utf8(seen[1].body.clone()).unwrap();
+        assert_eq!(
+            form,
+            "grant_type=refresh_token&refresh_token=refresh-me&client_id=regcache&service=svc&scope=repository%3Adst%2Fb%3Apull%2Cpush+repository%3Asrc%2Fa%3Apull"
+        );
+    }
+
+    #[test]
+    fn credentials_go_to_plain_http_token_servers_only_on_loopback_or_by_choice() {
+        let https_registry = AuthState::new("r.example", false);
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(https_registry.may_send_credentials_to(&url("https://auth.example/token")));
+        assert!(https_registry.may_send_credentials_to(&url("http://127.0.0.1:9/token")));
+        assert!(https_registry.may_send_credentials_to(&url("http://[::1]:9/token")));
+        assert!(!https_registry.may_send_credentials_to(&url("http://auth.example/token")));
+        let insecure = AuthState::new("r.example", true);
+        assert!(insecure.may_send_credentials_to(&url("http://auth.example/token")));
     }
 }

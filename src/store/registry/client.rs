@@ -307,14 +307,19 @@ impl RegistryClient {
             };
             let status = response.status();
             tracing::debug!("{method} {} -> {}", display_url(&url), status.as_u16());
-            if status == StatusCode::UNAUTHORIZED && at_registry && !auth_retried {
-                auth_retried = true;
-                if self
-                    .auth
-                    .on_unauthorized(response.headers(), authorization.as_ref())
-                    .await?
-                {
-                    continue;
+            if status == StatusCode::UNAUTHORIZED && at_registry {
+                if !auth_retried {
+                    auth_retried = true;
+                    if self
+                        .auth
+                        .on_unauthorized(response.headers(), authorization.as_ref())
+                        .await?
+                    {
+                        continue;
+                    }
+                } else if let Some(refused) = &authorization {
+                    // A fresh token refused too: not worth keeping.
+                    self.auth.forget(refused);
                 }
             }
             if request.retry && is_retryable_status(status) {
@@ -434,4 +439,212 @@ pub fn file_body(
         Ok(Some((Bytes::from(buf), state)))
     });
     reqwest::Body::wrap_stream(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::super::test_server::{Reply, TestServer};
+    use super::*;
+
+    const BLOB: &str =
+        "v2/r/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn client(port: u16) -> RegistryClient {
+        let mut client = RegistryClient::new(
+            &format!("127.0.0.1:{port}"),
+            Transport {
+                allow_plain_http: true,
+                skip_verify: false,
+            },
+        )
+        .unwrap();
+        client.retry.base = Duration::from_millis(10);
+        client
+    }
+
+    async fn get(client: &RegistryClient, path: &str) -> Result<Response, RegistryError> {
+        let url = client.url(path).await?;
+        client
+            .send(Request::new(Method::GET, url, Scopes::pull("r")))
+            .await
+    }
+
+    #[tokio::test]
+    async fn plain_http_is_found_after_https_fails_on_loopback() {
+        let server = TestServer::start(|_, _| Reply::new(200)).await;
+        let client = client(server.port);
+        assert_eq!(
+            client.base().await.unwrap().as_str(),
+            format!("http://127.0.0.1:{}/", server.port)
+        );
+        assert_eq!(server.seen()[0].target, "/v2/");
+    }
+
+    /// Blob GETs redirect to storage on another host: the token goes to
+    /// the registry only, never to the storage host.
+    #[tokio::test]
+    async fn credentials_stay_with_the_registry_across_redirects() {
+        let storage = TestServer::start(|_, _| Reply::new(200).body("blob bytes")).await;
+        let storage_port = storage.port;
+        let registry = TestServer::start(move |seen, _| {
+            let port = seen
+                .header("host")
+                .and_then(|h| h.rsplit(':').next())
+                .unwrap_or_default()
+                .to_string();
+            if seen.target == "/v2/" {
+                return Reply::new(200);
+            }
+            if seen.target.starts_with("/token") {
+                return Reply::new(200).body(r#"{"token":"tok-secret","expires_in":300}"#);
+            }
+            match seen.header("authorization") {
+                Some("Bearer tok-secret") => Reply::new(307).header(
+                    "Location",
+                    &format!("http://localhost:{storage_port}/bucket/blob?sig=abc"),
+                ),
+                _ => Reply::new(401).header(
+                    "WWW-Authenticate",
+                    &format!(
+                        r#"Bearer realm="http://127.0.0.1:{port}/token",service="test-registry""#
+                    ),
+                ),
+            }
+        })
+        .await;
+        let client = client(registry.port);
+        let response = get(&client, BLOB).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.text().await.unwrap(), "blob bytes");
+
+        let at_storage = storage.seen();
+        assert_eq!(at_storage.len(), 1);
+        assert_eq!(at_storage[0].target, "/bucket/blob?sig=abc");
+        assert_eq!(at_storage[0].header("authorization"), None);
+
+        let at_registry = registry.seen();
+        let token_request = at_registry
+            .iter()
+            .find(|s| s.target.starts_with("/token"))
+            .expect("a token was asked for");
+        assert_eq!(
+            token_request.target,
+            "/token?service=test-registry&scope=repository%3Ar%3Apull"
+        );
+        assert_eq!(
+            token_request.header("authorization"),
+            None,
+            "anonymous token"
+        );
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_honouring_retry_after() {
+        let server = TestServer::start(|seen, index| match (seen.target.as_str(), index) {
+            ("/v2/", _) => Reply::new(200),
+            (_, 1) => Reply::new(503).header("Retry-After", "1"),
+            (_, 2) => Reply::new(429).header("Retry-After", "Thu, 01 Jan 1970 00:00:00 GMT"),
+            _ => Reply::new(200).body("finally"),
+        })
+        .await;
+        let client = client(server.port);
+        let started = Instant::now();
+        let response = get(&client, BLOB).await.unwrap();
+        assert_eq!(response.text().await.unwrap(), "finally");
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "Retry-After: 1 was honoured"
+        );
+        assert_eq!(server.seen().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_final_and_persistent_5xx_give_up_with_the_registry_text() {
+        let server = TestServer::start(|seen, _| match seen.target.as_str() {
+            "/v2/" => Reply::new(200),
+            "/v2/r/manifests/bad" => Reply::new(400).body(
+                r#"{"errors":[{"code":"TAG_INVALID","message":"manifest tag did not match URI"}]}"#,
+            ),
+            _ => Reply::new(500).body(
+                r#"{"errors":[{"code":"UNKNOWN","message":"unknown error","detail":"disk full"}]}"#,
+            ),
+        })
+        .await;
+        let client = client(server.port);
+        let response = get(&client, "v2/r/manifests/bad").await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let err = client.error(&Method::GET, response).await;
+        assert!(
+            err.to_string()
+                .starts_with("TAG_INVALID: manifest tag did not match URI (HTTP 400"),
+            "{err}"
+        );
+        assert_eq!(server.seen().len(), 2, "a 400 is not retried");
+
+        let response = get(&client, BLOB).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let err = client.error(&Method::GET, response).await;
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "UNKNOWN: unknown error (disk full) (HTTP 500 Internal Server Error on GET http://127.0.0.1:{}/{BLOB})",
+                server.port
+            )
+        );
+        assert_eq!(server.seen().len(), 2 + 5, "tried five times");
+    }
+
+    /// A token is renewed before it expires, and a token the registry
+    /// refuses (revoked, or expired early) is replaced once.
+    #[tokio::test]
+    async fn tokens_are_renewed_when_they_expire_or_are_refused() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let issued = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = issued.clone();
+        let server = TestServer::start(move |seen, _| {
+            if seen.target == "/v2/" {
+                return Reply::new(200);
+            }
+            let port = seen
+                .header("host")
+                .and_then(|h| h.rsplit(':').next())
+                .unwrap_or_default()
+                .to_string();
+            if seen.target.starts_with("/token") {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                return Reply::new(200).body(format!(r#"{{"access_token":"t{n}","expires_in":1}}"#));
+            }
+            // The registry accepts the second token and later ones, and
+            // refuses the third (as if revoked).
+            let accepted = matches!(seen.header("authorization"), Some(v) if v.starts_with("Bearer t") && v != "Bearer t1" && v != "Bearer t3");
+            if accepted {
+                Reply::new(200).body("ok")
+            } else {
+                Reply::new(401).header(
+                    "WWW-Authenticate",
+                    &format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="s",error="invalid_token""#),
+                )
+            }
+        })
+        .await;
+        let client = client(server.port);
+        // First request: anonymous → challenge → t1 refused → (one auth
+        // retry only) the 401 comes back, and t1 is forgotten.
+        let first = get(&client, BLOB).await.unwrap();
+        assert_eq!(first.status(), StatusCode::UNAUTHORIZED);
+        // Next: t2 is fetched and accepted.
+        let second = get(&client, BLOB).await.unwrap();
+        assert_eq!(second.status(), StatusCode::OK);
+        assert_eq!(issued.load(Ordering::SeqCst), 2);
+        // Still valid: reused without asking again.
+        assert_eq!(get(&client, BLOB).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(issued.load(Ordering::SeqCst), 2);
+        // After it expires, a new one (t3) is fetched before the request;
+        // the registry refuses it, so the client fetches t4 and goes on.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(get(&client, BLOB).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(issued.load(Ordering::SeqCst), 4);
+    }
 }

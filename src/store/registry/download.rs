@@ -189,3 +189,77 @@ impl Read for ChannelReader {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::test_server::{Reply, TestServer};
+    use super::super::transport::Transport;
+    use super::*;
+    use crate::digest::Digest;
+
+    /// A body cut short is re-requested from where it stopped; a server
+    /// that ignores `Range` is handled by skipping what was already read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broken_body_resumes_with_range_requests() {
+        let blob: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let served = blob.clone();
+        let server = TestServer::start(move |seen, _| {
+            if seen.target == "/v2/" {
+                return Reply::new(200);
+            }
+            let total = served.len();
+            match seen.header("range") {
+                None => Reply::new(200).body(served.clone()).cut_after(30_000),
+                Some("bytes=30000-") => Reply::new(206)
+                    .header(
+                        "Content-Range",
+                        &format!("bytes 30000-{}/{total}", total - 1),
+                    )
+                    .body(served[30_000..].to_vec())
+                    .cut_after(30_000),
+                // The third time the server ignores Range.
+                Some(_) => Reply::new(200).body(served.clone()),
+            }
+        })
+        .await;
+        let mut client = RegistryClient::new(
+            &format!("127.0.0.1:{}", server.port),
+            Transport {
+                allow_plain_http: true,
+                skip_verify: false,
+            },
+        )
+        .unwrap();
+        client.retry.base = Duration::from_millis(10);
+        let desc = Descriptor::new(
+            "application/octet-stream",
+            Digest::of(&blob),
+            blob.len() as u64,
+        );
+        let mut reader = open(Arc::new(client), "r", &desc).await.unwrap();
+        let back = tokio::task::spawn_blocking(move || {
+            let mut back = Vec::new();
+            reader.read_to_end(&mut back).map(|_| back)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(back == blob, "{} bytes back", back.len());
+        let ranges: Vec<Option<String>> = server
+            .seen()
+            .iter()
+            .filter(|s| s.target != "/v2/")
+            .map(|s| s.header("range").map(str::to_string))
+            .collect();
+        assert_eq!(
+            ranges,
+            vec![
+                None,
+                Some("bytes=30000-".into()),
+                Some("bytes=60000-".into())
+            ]
+        );
+    }
+}

@@ -14,6 +14,8 @@ pub mod credentials;
 pub mod download;
 pub mod error;
 pub mod retry;
+#[cfg(test)]
+mod test_server;
 pub mod transport;
 pub mod upload;
 
