@@ -3,6 +3,7 @@
 //! registry.
 
 pub mod local;
+pub mod registry;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -135,7 +136,7 @@ pub struct StoreOptions {
 /// The store an import spec names.
 pub fn open_import(
     spec: &CacheFrom,
-    _options: &StoreOptions,
+    options: &StoreOptions,
 ) -> Result<Box<dyn CacheStore>, StoreError> {
     match &spec.source {
         ImportSource::Local { src, tag, digest } => Ok(Box::new(local::LocalStore::new(
@@ -143,17 +144,21 @@ pub fn open_import(
             tag.clone(),
             digest.clone(),
         ))),
-        ImportSource::Registry { reference, .. } => Err(StoreError::Unsupported {
-            location: reference.to_string(),
-            message: "type=registry is not available in this build yet; use type=local".into(),
-        }),
+        ImportSource::Registry {
+            reference,
+            insecure,
+        } => Ok(Box::new(registry::RegistryStore::new(
+            reference.clone(),
+            *insecure,
+            options,
+        )?)),
     }
 }
 
 /// The store an export spec names.
 pub fn open_export(
     spec: &CacheTo,
-    _options: &StoreOptions,
+    options: &StoreOptions,
 ) -> Result<Box<dyn CacheStore>, StoreError> {
     match &spec.target {
         ExportTarget::Local { dest, tag } => Ok(Box::new(local::LocalStore::new(
@@ -161,10 +166,14 @@ pub fn open_export(
             tag.clone(),
             None,
         ))),
-        ExportTarget::Registry { reference, .. } => Err(StoreError::Unsupported {
-            location: reference.to_string(),
-            message: "type=registry is not available in this build yet; use type=local".into(),
-        }),
+        ExportTarget::Registry {
+            reference,
+            insecure,
+        } => Ok(Box::new(registry::RegistryStore::new(
+            reference.clone(),
+            *insecure,
+            options,
+        )?)),
     }
 }
 
