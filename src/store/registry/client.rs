@@ -183,7 +183,11 @@ impl RegistryClient {
             let plain_error = match probe(&plain).await {
                 // A TLS-only server answers plain HTTP with 400: its HTTPS
                 // failure (a certificate it cannot prove, say) is the news.
-                Ok(StatusCode::BAD_REQUEST) => return Err(tls_error),
+                Ok(StatusCode::BAD_REQUEST) => {
+                    return Err(
+                        tls_error.context(format!("cannot reach the registry {}", self.host))
+                    );
+                }
                 Ok(_) => {
                     tracing::debug!(
                         "{}: does not speak HTTPS ({tls_error}); using plain HTTP",
@@ -194,7 +198,7 @@ impl RegistryClient {
                 Err(err) => err,
             };
             if attempt >= self.retry.attempts {
-                return Err(plain_error);
+                return Err(plain_error.context(format!("cannot reach the registry {}", self.host)));
             }
             let wait = self.retry.delay(attempt, None);
             tracing::info!(
@@ -289,7 +293,10 @@ impl RegistryClient {
             let response = match result {
                 Ok(response) => response,
                 Err(err) => {
-                    let err = RegistryError::transport(&method, &url, err);
+                    let mut err = RegistryError::transport(&method, &url, err);
+                    if at_registry {
+                        err = err.context(format!("cannot reach the registry {}", self.host));
+                    }
                     attempt += 1;
                     if request.retry && attempt < self.retry.attempts {
                         let wait = self.retry.delay(attempt, None);
