@@ -16,6 +16,7 @@ use regcache::image::{Descriptor, media_types};
 use regcache::progress::BlobProgress;
 use regcache::reference::Reference;
 use regcache::store::registry::RegistryStore;
+use regcache::store::registry::upload::DEFAULT_CHUNK;
 use regcache::store::{CacheStore, StoreOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -140,8 +141,8 @@ impl BlobProgress for Counted {
     fn finish(&self, _: &str) {}
 }
 
-/// Uploads a 40 MiB blob (three 16 MiB chunks) through a proxy making
-/// `cut`; returns bytes that reached the registry over the blob's size.
+/// Uploads a blob of two and a half chunks through a proxy making `cut`;
+/// returns the bytes that reached the registry over the blob's size.
 fn upload_through(cut: Cut) -> f64 {
     let registry = TestRegistry::start(RegistryOptions::default());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -150,7 +151,7 @@ fn upload_through(cut: Cut) -> f64 {
         .build()
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let len = (40 << 20) + 999;
+    let len = (DEFAULT_CHUNK as usize * 5 / 2) + 999;
     let content = pseudo_random(len, 5);
     let path = tmp.path().join("blob");
     std::fs::write(&path, &content).unwrap();
@@ -188,7 +189,7 @@ fn upload_through(cut: Cut) -> f64 {
 
 /// The connection dies before any byte of the second chunk reaches the
 /// registry (a stale keep-alive connection, say): the registry's `Range`
-/// says 16 MiB are in, and the upload goes on from there.
+/// says one chunk is in, and the upload goes on from there.
 #[test]
 fn an_upload_resumes_from_the_registry_range() {
     let ratio = upload_through(Cut {
@@ -200,9 +201,9 @@ fn an_upload_resumes_from_the_registry_range() {
 }
 
 /// The connection dies 4 MiB into the second chunk. Distribution 2.8 then
-/// refuses to resume (its upload URL's state says 16 MiB, its file holds
-/// 20) and cancels the session (BLOB_UPLOAD_INVALID): the upload starts
-/// over, once, and still arrives intact.
+/// refuses to resume (its upload URL's state says one chunk, its file
+/// holds 4 MiB more) and cancels the session (BLOB_UPLOAD_INVALID): the
+/// upload starts over, once, and still arrives intact.
 #[test]
 fn an_upload_cut_mid_chunk_recovers_and_arrives_intact() {
     let ratio = upload_through(Cut {
@@ -210,5 +211,6 @@ fn an_upload_cut_mid_chunk_recovers_and_arrives_intact() {
         skip: 1,
         cut_after: 4 << 20,
     });
+    // One chunk and 4 MiB lost, then the whole blob again.
     assert!(ratio < 1.6, "{ratio:.3}x sent");
 }

@@ -71,7 +71,10 @@ fn credentials_never_appear_in_trace_logs() {
         let config = br#"{"layers":[],"records":[]}"#.to_vec();
         let config_desc = Descriptor::for_bytes(media_types::CACHE_CONFIG, &config);
         store.put_blob_bytes(&config_desc, &config).await.unwrap();
-        let layer = common::pseudo_random((20 << 20) + 7, 11);
+        let layer = common::pseudo_random(
+            regcache::store::registry::upload::DEFAULT_CHUNK as usize + 7,
+            11,
+        );
         let layer_desc = Descriptor::for_bytes(media_types::OCI_LAYER, &layer);
         let path = tmp.path().join("layer");
         std::fs::write(&path, &layer).unwrap();

@@ -15,6 +15,7 @@ use regcache::image::{CacheImage, Descriptor, RawManifest, media_types};
 use regcache::progress::BlobProgress;
 use regcache::reference::Reference;
 use regcache::store::registry::RegistryStore;
+use regcache::store::registry::upload::DEFAULT_CHUNK;
 use regcache::store::{CacheStore, StoreOptions};
 
 fn store(registry: &TestRegistry, name: &str) -> RegistryStore {
@@ -264,7 +265,8 @@ fn large_blobs_go_up_in_chunks_and_come_back_whole() {
     let store = store(&registry, "big/blob:t");
     // Over two default chunks, not a multiple of the chunk size; and a
     // blob small enough for a single PUT.
-    for (name, len) in [("large", (40 << 20) + 12345), ("small", 1000)] {
+    let large = 2 * DEFAULT_CHUNK as usize + 12345;
+    for (name, len) in [("large", large), ("small", 1000)] {
         let content = pseudo_random(len, len as u64);
         let path = tmp.path().join(name);
         fs::write(&path, &content).unwrap();

@@ -550,10 +550,11 @@ impl AuthState {
                 continue;
             }
             let err = RegistryError::from_response(&method, response).await;
-            return Err(RegistryError {
-                message: format!("{}: token server refused: {}", self.host, err.message),
-                ..err
-            });
+            let mut message = format!("{}: token server refused: {}", self.host, err.message);
+            if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                message.push_str(&format!("; {}", self.explain().await));
+            }
+            return Err(RegistryError { message, ..err });
         }
     }
 

@@ -183,7 +183,11 @@ impl RegistryClient {
             let plain_error = match probe(&plain).await {
                 // A TLS-only server answers plain HTTP with 400: its HTTPS
                 // failure (a certificate it cannot prove, say) is the news.
-                Ok(StatusCode::BAD_REQUEST) => return Err(tls_error),
+                Ok(StatusCode::BAD_REQUEST) => {
+                    return Err(
+                        tls_error.context(format!("cannot reach the registry {}", self.host))
+                    );
+                }
                 Ok(_) => {
                     tracing::debug!(
                         "{}: does not speak HTTPS ({tls_error}); using plain HTTP",
@@ -194,7 +198,7 @@ impl RegistryClient {
                 Err(err) => err,
             };
             if attempt >= self.retry.attempts {
-                return Err(plain_error);
+                return Err(plain_error.context(format!("cannot reach the registry {}", self.host)));
             }
             let wait = self.retry.delay(attempt, None);
             tracing::info!(
@@ -289,7 +293,10 @@ impl RegistryClient {
             let response = match result {
                 Ok(response) => response,
                 Err(err) => {
-                    let err = RegistryError::transport(&method, &url, err);
+                    let mut err = RegistryError::transport(&method, &url, err);
+                    if at_registry {
+                        err = err.context(format!("cannot reach the registry {}", self.host));
+                    }
                     attempt += 1;
                     if request.retry && attempt < self.retry.attempts {
                         let wait = self.retry.delay(attempt, None);
@@ -646,5 +653,49 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         assert_eq!(get(&client, BLOB).await.unwrap().status(), StatusCode::OK);
         assert_eq!(issued.load(Ordering::SeqCst), 4);
+    }
+
+    /// Parallel transfers that meet the same challenge ask the token
+    /// server once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_requests_share_one_token() {
+        let server = TestServer::start(|seen, _| {
+            let port = seen
+                .header("host")
+                .and_then(|h| h.rsplit(':').next())
+                .unwrap_or_default()
+                .to_string();
+            match (seen.target.as_str(), seen.header("authorization")) {
+                ("/v2/", _) => Reply::new(200),
+                (t, _) if t.starts_with("/token") => {
+                    // Slow enough that every request is waiting for it.
+                    std::thread::sleep(Duration::from_millis(100));
+                    Reply::new(200).body(r#"{"token":"shared"}"#)
+                }
+                (_, Some("Bearer shared")) => Reply::new(200),
+                _ => Reply::new(401).header(
+                    "WWW-Authenticate",
+                    &format!(r#"Bearer realm="http://127.0.0.1:{port}/token""#),
+                ),
+            }
+        })
+        .await;
+        let client = std::sync::Arc::new(client(server.port));
+        client.base().await.unwrap();
+        let requests: Vec<_> = (0..8)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move { get(&client, BLOB).await.unwrap().status() })
+            })
+            .collect();
+        for request in requests {
+            assert_eq!(request.await.unwrap(), StatusCode::OK);
+        }
+        let tokens = server
+            .seen()
+            .iter()
+            .filter(|s| s.target.starts_with("/token"))
+            .count();
+        assert_eq!(tokens, 1);
     }
 }

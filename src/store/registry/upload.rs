@@ -20,10 +20,12 @@ use crate::digest::Digest;
 use crate::image::Descriptor;
 use crate::progress::BlobProgress;
 
-/// Chunk size when the registry states no minimum. Large enough that the
-/// per-request cost vanishes next to the transfer, small enough that a
-/// resumed upload re-sends little.
-pub const DEFAULT_CHUNK: u64 = 16 << 20;
+/// Chunk size when the registry states no minimum, and the largest blob
+/// sent in a single request. Measured against Distribution 2.8 on
+/// loopback (1 GiB blob): 16 MiB chunks reach ~215 MiB/s, 32 MiB ~255 MiB/s,
+/// the same as one monolithic PUT by curl (~250 MiB/s); larger chunks gain
+/// nothing and re-send more after a failure.
+pub const DEFAULT_CHUNK: u64 = 32 << 20;
 const CHUNK_MIN_LENGTH: &str = "oci-chunk-min-length";
 const OCTET_STREAM: &str = "application/octet-stream";
 
