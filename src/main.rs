@@ -502,7 +502,13 @@ fn init_logging(verbose: u8, quiet: bool, color: bool) {
         (false, _) => "debug",
     };
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("regcache={default},warn")));
+        // rustls-platform-verifier logs a certificate failure at error level
+        // on its own; regcache's error already says it, with the registry.
+        .unwrap_or_else(|_| {
+            EnvFilter::new(format!(
+                "regcache={default},warn,rustls_platform_verifier=off"
+            ))
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(LogWriter)

@@ -164,19 +164,3 @@ fn json_without_dry_run_is_a_usage_error() {
         .assert()
         .code(2);
 }
-
-#[test]
-fn registry_specs_parse_but_are_not_served_by_this_build() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(tmp.path().join("d")).unwrap();
-    regcache(tmp.path())
-        .args([
-            "save",
-            "--cache-to",
-            "type=registry,ref=localhost:1/x:y",
-            "d",
-        ])
-        .assert()
-        .code(1)
-        .stderr(contains("registry"));
-}

@@ -22,6 +22,10 @@ const MAX_REDIRECTS: usize = 10;
 const FILE_READ_SIZE: usize = 512 << 10;
 /// How long the HTTPS-or-HTTP probe waits for an answer.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A registry on this machine answers a TLS handshake at once or never: a
+/// long wait there only delays every command against a plain-HTTP
+/// registry behind something that does not answer TLS (a proxy, say).
+const LOOPBACK_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a request sends. Every variant can be produced again for a retry:
 /// a file section is re-read from the file at its offset.
@@ -155,17 +159,22 @@ impl RegistryClient {
         }
         let plain = transport::base_url(&self.host, true).map_err(RegistryError::protocol)?;
         let http = self.http()?;
+        let timeout = if super::auth::is_loopback_host(transport::host_without_port(&self.host)) {
+            LOOPBACK_PROBE_TIMEOUT
+        } else {
+            PROBE_TIMEOUT
+        };
         let probe = |base: &Url| {
             let url = base.join("v2/").expect("a base URL takes a path");
             async move {
-                let sent = tokio::time::timeout(PROBE_TIMEOUT, http.get(url.clone()).send()).await;
+                let sent = tokio::time::timeout(timeout, http.get(url.clone()).send()).await;
                 match sent {
                     Ok(Ok(response)) => Ok(response.status()),
                     Ok(Err(err)) => Err(RegistryError::transport(&Method::GET, &url, err)),
                     Err(_) => Err(RegistryError::transport_text(
                         &Method::GET,
                         &url,
-                        "no answer within 10 s",
+                        &format!("no answer within {} s", timeout.as_secs()),
                     )),
                 }
             }
