@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Cold save and restore of a real tree, as ratios to `tar | zstd -T0` and
+"""Cold save and restore of a real tree, to a local cache dir and to a real
+Distribution registry on loopback, as ratios to `tar | zstd -T0` and
 `zstd -d | tar -x` of the same tree, measured in the same run.
 
 usage: scripts/bench.py REGCACHE_BIN [TREE]
@@ -41,6 +42,33 @@ def tree_size(path):
             if not os.path.islink(full):
                 total += os.lstat(full).st_size
     return total
+
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+
+def start_registry(work):
+    """Starts Debian's Distribution registry on a free loopback port."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = os.path.join(work, "registry.yml")
+    with open(config, "w") as f:
+        f.write(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+                f"storage:\n  filesystem:\n    rootdirectory: {work}/registry-data\n"
+                f"http:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen([REGISTRY_BIN, "serve", config], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("docker-registry did not start")
 
 
 def sample_tree(source, dest, limit):
@@ -96,6 +124,7 @@ def main():
         print("warning: tree is smaller than 500 MB; numbers are less telling", file=sys.stderr)
     parent, name = os.path.dirname(tree), os.path.basename(tree)
     work = tempfile.mkdtemp(prefix="regcache-bench-")
+    registry = None
     try:
         cache = os.path.join(work, "cache")
         archive = os.path.join(work, "floor.tar.zst")
@@ -108,6 +137,7 @@ def main():
             shutil.rmtree(out, ignore_errors=True)
             os.makedirs(out)
 
+        registry, host = start_registry(work)
         print("save")
         floor_save, floor_save_rss = best(
             "tar | zstd -T0 (floor)", f"tar -C {parent} -cf - {name} | zstd -q -T0 -3 -o {archive} -f",
@@ -116,6 +146,17 @@ def main():
             "regcache save (zstd)",
             f"{binary} save -q --cache-to type=local,dest={cache},compression=zstd {name}",
             args.runs, cwd=parent, before=fresh_cache)
+        # A fresh repository per run: nothing to skip, mount or reuse.
+        reg_save = []
+        for i in range(args.runs):
+            seconds, peak = run(
+                f"{binary} save -q --cache-to type=registry,ref={host}/bench/cold{i}:cache,"
+                f"compression=zstd {name}", cwd=parent)
+            reg_save.append((seconds, peak))
+        ours_reg_save = min(t for t, _ in reg_save)
+        ours_reg_save_rss = max(r for _, r in reg_save)
+        print(f"  {'regcache save (zstd, registry)':<34} {ours_reg_save:7.2f}s  "
+              f"(runs: {', '.join(f'{t:.2f}' for t, _ in reg_save)})", flush=True)
         print("restore")
         floor_restore, floor_restore_rss = best(
             "zstd -d | tar -x (floor)", f"zstd -q -d -c {archive} | tar -C {out} -xf -",
@@ -124,12 +165,21 @@ def main():
             "regcache restore",
             f"{binary} restore -q --cache-from type=local,src={cache}",
             args.runs, cwd=out, before=fresh_out)
+        ours_reg_restore, ours_reg_restore_rss = best(
+            "regcache restore (registry)",
+            f"{binary} restore -q --cache-from {host}/bench/cold0:cache",
+            args.runs, cwd=out, before=fresh_out)
         cache_size = tree_size(cache)
         print()
         print(f"compressed: floor {os.path.getsize(archive) / 1e6:.0f} MB, regcache {cache_size / 1e6:.0f} MB")
         print(f"save    ratio {ours_save / floor_save:5.2f}x  (target <= 1.5x)   peak RSS {ours_save_rss:6.1f} MiB (floor {floor_save_rss:.1f})")
         print(f"restore ratio {ours_restore / floor_restore:5.2f}x  (target <= 1.5x)   peak RSS {ours_restore_rss:6.1f} MiB (floor {floor_restore_rss:.1f})")
+        print(f"registry save    {ours_reg_save / floor_save:5.2f}x  (target <= 1.5x)   peak RSS {ours_reg_save_rss:6.1f} MiB (target <= 100)")
+        print(f"registry restore {ours_reg_restore / floor_restore:5.2f}x  (target <= 1.5x)   peak RSS {ours_reg_restore_rss:6.1f} MiB (target <= 100)")
     finally:
+        if registry is not None:
+            registry.kill()
+            registry.wait()
         shutil.rmtree(work, ignore_errors=True)
         if sample_dir:
             shutil.rmtree(sample_dir, ignore_errors=True)

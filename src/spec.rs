@@ -270,7 +270,7 @@ impl ExportTarget {
     pub fn location(&self) -> String {
         match self {
             ExportTarget::Registry { reference, .. } => reference.to_string(),
-            ExportTarget::Local { dest, .. } => dest.display().to_string(),
+            ExportTarget::Local { dest, tag } => format!("{}:{tag}", dest.display()),
         }
     }
 }
@@ -310,6 +310,18 @@ impl CacheTo {
 }
 
 impl CacheFrom {
+    /// The location as users name it in messages: the normalised registry
+    /// ref, or the local `src` with its tag or digest.
+    pub fn location(&self) -> String {
+        match &self.source {
+            ImportSource::Registry { reference, .. } => reference.to_string(),
+            ImportSource::Local { src, tag, digest } => match digest {
+                Some(digest) => format!("{}@{digest}", src.display()),
+                None => format!("{}:{tag}", src.display()),
+            },
+        }
+    }
+
     /// This source as it appears in the `--dry-run` plan (docs/dry-run.md).
     pub fn plan_json(&self) -> Value {
         let (kind, location_key, location, tag, digest) = match &self.source {

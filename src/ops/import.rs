@@ -25,10 +25,13 @@ pub enum ImportOutcome {
 /// Loads one `--cache-from`. Never fails: what would be an error elsewhere
 /// is the reason of a miss here.
 pub async fn load_tolerantly(spec: &CacheFrom, options: &StoreOptions) -> ImportOutcome {
-    let label = spec.to_string();
+    let label = spec.location();
     match load(spec, options).await {
         Ok(loaded) => ImportOutcome::Loaded(Box::new(loaded)),
-        Err(reason) => ImportOutcome::Missed { label, reason },
+        Err(reason) => ImportOutcome::Missed {
+            reason: without_location(&reason, &label).to_string(),
+            label,
+        },
     }
 }
 
@@ -65,4 +68,13 @@ pub async fn load(spec: &CacheFrom, options: &StoreOptions) -> Result<LoadedCach
         config,
         entries,
     })
+}
+
+/// Store errors start with the location they concern; a message that names
+/// the location itself need not say it twice.
+pub(crate) fn without_location<'a>(message: &'a str, location: &str) -> &'a str {
+    message
+        .strip_prefix(location)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(message)
 }

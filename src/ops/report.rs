@@ -472,7 +472,7 @@ mod tests {
             paths: vec![PathReport {
                 path: "evil\x1b]0;pwned\x07".into(),
                 hit: true,
-                from: Some("local:/c (tag latest)".into()),
+                from: Some("/c:latest".into()),
                 from_index: Some(0),
                 stats: Some(EntryStats::default()),
                 seconds: 0.0,

@@ -83,7 +83,11 @@ impl SaveReport {
             .cache_to
             .iter()
             .filter(|t| !t.error_ignored)
-            .filter_map(|t| Some(format!("{}: {}", t.target, t.error.as_ref()?)))
+            .filter_map(|t| {
+                let error = t.error.as_ref()?;
+                let error = super::import::without_location(error, &t.target);
+                Some(format!("{}: {error}", t.target))
+            })
             .collect();
         if failures.is_empty() {
             return None;

@@ -299,9 +299,11 @@ pub(crate) fn write_atomically(target: &Path, bytes: &[u8]) -> io::Result<()> {
 #[async_trait]
 impl CacheStore for LocalStore {
     fn describe(&self) -> String {
+        // The same form as the specs' `location()`, so messages that name
+        // both say it once.
         match &self.digest {
-            Some(digest) => format!("local:{} (digest {})", self.root.display(), digest.short()),
-            None => format!("local:{} (tag {})", self.root.display(), self.tag),
+            Some(digest) => format!("{}@{digest}", self.root.display()),
+            None => format!("{}:{}", self.root.display(), self.tag),
         }
     }
 

@@ -49,7 +49,8 @@ impl StoreError {
 /// One cache location: the manifest a spec names, and the blobs beside it.
 #[async_trait]
 pub trait CacheStore: Send + Sync {
-    /// How messages name this location, e.g. `local:/tmp/cache (tag latest)`.
+    /// How messages name this location, e.g. `/tmp/cache:latest` or
+    /// `ghcr.io/org/app:cache`.
     fn describe(&self) -> String;
 
     /// The cache manifest this location's spec names, or `None` when the
