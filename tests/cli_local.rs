@@ -624,3 +624,53 @@ fn restoring_from_a_buildkit_cache_is_a_miss_not_an_error() {
         .stderr(contains("target").and(contains("miss")));
     assert!(!tmp.path().join("target").exists());
 }
+
+#[test]
+fn nested_and_sibling_entries_restore_side_by_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let src = tmp.path().join("src");
+    for dir in ["a/b", "c", "d"] {
+        fs::create_dir_all(src.join(dir)).unwrap();
+        fs::write(
+            src.join(dir).join("f"),
+            common::pseudo_random(300_000, dir.len() as u64),
+        )
+        .unwrap();
+    }
+    regcache(&src)
+        .args([
+            "--jobs",
+            "4",
+            "save",
+            "--cache-to",
+            &local_to(&cache, ""),
+            "a",
+            "a/b",
+            "c",
+            "d",
+        ])
+        .assert()
+        .success();
+    let dst = tmp.path().join("dst");
+    fs::create_dir_all(&dst).unwrap();
+    for jobs in ["1", "4"] {
+        regcache(&dst)
+            .args([
+                "--jobs",
+                jobs,
+                "restore",
+                "--cache-from",
+                &local_from(&cache),
+            ])
+            .assert()
+            .success();
+        for dir in ["a", "c", "d"] {
+            assert_eq!(
+                snapshot(&src.join(dir)),
+                snapshot(&dst.join(dir)),
+                "{dir} with --jobs {jobs}"
+            );
+        }
+    }
+}

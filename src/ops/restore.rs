@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::{StreamExt, stream};
 use serde::Serialize;
 
 use super::import::{self, ImportOutcome, LoadedCache};
@@ -109,57 +110,93 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
         }
     }
 
-    for name in wanted_paths(&options.paths, &sources, cwd) {
-        let started = Instant::now();
-        let holder = sources.iter().find(|(_, s)| holds(s, &name));
-        let Some((index, source)) = holder else {
-            tracing::warn!("{name}: not in any cache (miss)");
-            report.paths.push(PathReport {
+    let names = wanted_paths(&options.paths, &sources, cwd);
+    // Entries restore concurrently (each one's layers stay in order), unless
+    // one lies inside another: then their writes could meet.
+    let nested = names.iter().any(|a| {
+        names
+            .iter()
+            .any(|b| a != b && entry_path::resolve(b, cwd).starts_with(entry_path::resolve(a, cwd)))
+    });
+    let parallel = if nested { 1 } else { options.store.jobs.max(1) };
+    // Nested entries go deepest first: restoring a parent last lets its own
+    // record of the inner directory's mtime have the final word.
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    if nested {
+        order.sort_by_key(|&i| std::cmp::Reverse(Path::new(&names[i]).components().count()));
+    }
+    let sources = &sources;
+    let options = &options;
+    let names = &names;
+    let mut outcomes = stream::iter(order)
+        .map(|i| async move {
+            (
+                i,
+                restore_path(names[i].clone(), sources, options, cwd).await,
+            )
+        })
+        .buffered(parallel);
+    let mut by_index: Vec<Option<PathReport>> = names.iter().map(|_| None).collect();
+    while let Some((i, outcome)) = outcomes.next().await {
+        by_index[i] = Some(outcome?);
+    }
+    report.paths.extend(by_index.into_iter().flatten());
+    Ok(report)
+}
+
+/// Restores one path from the first source that holds it.
+async fn restore_path(
+    name: String,
+    sources: &[(usize, LoadedCache)],
+    options: &RestoreOptions,
+    cwd: &Path,
+) -> Result<PathReport, OpsError> {
+    let started = Instant::now();
+    let holder = sources.iter().find(|(_, s)| holds(s, &name));
+    let Some((index, source)) = holder else {
+        tracing::warn!("{name}: not in any cache (miss)");
+        return Ok(PathReport {
+            path: name,
+            hit: false,
+            from: None,
+            from_index: None,
+            stats: None,
+            seconds: 0.0,
+            error: None,
+        });
+    };
+    let root = entry_path::resolve(&name, cwd);
+    let stats = match restore_entry(source, &name, root, options.progress.as_ref()).await {
+        Ok(stats) => stats,
+        Err(err) if options.keep_going => {
+            tracing::warn!("{err}; going on without it");
+            return Ok(PathReport {
                 path: name,
                 hit: false,
                 from: None,
                 from_index: None,
                 stats: None,
-                seconds: 0.0,
-                error: None,
+                seconds: started.elapsed().as_secs_f64(),
+                error: Some(err.to_string()),
             });
-            continue;
-        };
-        let root = entry_path::resolve(&name, cwd);
-        let stats = match restore_entry(source, &name, root, options.progress.as_ref()).await {
-            Ok(stats) => stats,
-            Err(err) if options.keep_going => {
-                tracing::warn!("{err}; going on without it");
-                report.paths.push(PathReport {
-                    path: name,
-                    hit: false,
-                    from: None,
-                    from_index: None,
-                    stats: None,
-                    seconds: started.elapsed().as_secs_f64(),
-                    error: Some(err.to_string()),
-                });
-                continue;
-            }
-            Err(err) => return Err(err),
-        };
-        tracing::info!(
-            "restored {name} from {}: {} files, {} bytes",
-            source.label,
-            stats.files,
-            stats.bytes
-        );
-        report.paths.push(PathReport {
-            path: name,
-            hit: true,
-            from: Some(source.label.clone()),
-            from_index: Some(*index),
-            stats: Some(stats),
-            seconds: started.elapsed().as_secs_f64(),
-            error: None,
-        });
-    }
-    Ok(report)
+        }
+        Err(err) => return Err(err),
+    };
+    tracing::info!(
+        "restored {name} from {}: {} files, {} bytes",
+        source.label,
+        stats.files,
+        stats.bytes
+    );
+    Ok(PathReport {
+        path: name,
+        hit: true,
+        from: Some(source.label.clone()),
+        from_index: Some(*index),
+        stats: Some(stats),
+        seconds: started.elapsed().as_secs_f64(),
+        error: None,
+    })
 }
 
 fn holds(source: &LoadedCache, name: &str) -> bool {
