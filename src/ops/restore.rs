@@ -65,6 +65,22 @@ pub struct PathReport {
     pub error: Option<String>,
 }
 
+impl PathReport {
+    /// A path that was not restored: in no cache, or (with `keep_going`)
+    /// its restore failed with `error`.
+    fn miss(path: String, seconds: f64, error: Option<String>) -> PathReport {
+        PathReport {
+            path,
+            hit: false,
+            from: None,
+            from_index: None,
+            stats: None,
+            seconds,
+            error,
+        }
+    }
+}
+
 impl RestoreReport {
     pub fn hits(&self) -> usize {
         self.paths.iter().filter(|p| p.hit).count()
@@ -155,30 +171,15 @@ async fn restore_path(
     let holder = sources.iter().find(|(_, s)| holds(s, &name));
     let Some((index, source)) = holder else {
         tracing::warn!("{name}: not in any cache (miss)");
-        return Ok(PathReport {
-            path: name,
-            hit: false,
-            from: None,
-            from_index: None,
-            stats: None,
-            seconds: 0.0,
-            error: None,
-        });
+        return Ok(PathReport::miss(name, 0.0, None));
     };
     let root = entry_path::resolve(&name, cwd);
     let stats = match restore_entry(source, &name, root, options.progress.as_ref()).await {
         Ok(stats) => stats,
         Err(err) if options.keep_going => {
             tracing::warn!("{err}; going on without it");
-            return Ok(PathReport {
-                path: name,
-                hit: false,
-                from: None,
-                from_index: None,
-                stats: None,
-                seconds: started.elapsed().as_secs_f64(),
-                error: Some(err.to_string()),
-            });
+            let seconds = started.elapsed().as_secs_f64();
+            return Ok(PathReport::miss(name, seconds, Some(err.to_string())));
         }
         Err(err) => return Err(err),
     };
