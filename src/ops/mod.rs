@@ -9,6 +9,7 @@ pub mod report;
 pub mod restore;
 pub mod run;
 pub mod save;
+pub mod transfer;
 
 use crate::image::ImageError;
 use crate::layer::{PackError, UnpackError};

@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
+pub use super::transfer::MountSource;
+use super::transfer::{Content, Upload, place_all};
 use super::{OpsError, blocking, entry_path};
 use crate::compression::Compression;
 use crate::digest::Digest;
 use crate::image::build::{BuildEntry, BuildParams, BuiltImage, BuiltLayer, build_cache_image};
-use crate::image::{CacheImage, Descriptor, Form};
+use crate::image::{Descriptor, Form};
 use crate::layer::{EntryStats, PackOptions, PackedEntry, pack_dir};
 use crate::progress::{Progress, human_bytes};
 use crate::spec::CacheTo;
@@ -223,7 +224,7 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
 }
 
 impl TargetReport {
-    fn failed(target: &str, error: String, ignored: bool) -> TargetReport {
+    pub(crate) fn failed(target: &str, error: String, ignored: bool) -> TargetReport {
         TargetReport {
             target: target.to_string(),
             digest: None,
@@ -363,64 +364,6 @@ async fn pack_all(
     })
 }
 
-/// A blob on its way to one target.
-struct Upload<'a> {
-    label: String,
-    desc: Descriptor,
-    content: Content<'a>,
-}
-
-enum Content<'a> {
-    File(&'a Path),
-    Bytes(&'a [u8]),
-}
-
-enum Uploaded {
-    Written(u64),
-    Reused,
-    Mounted,
-}
-
-/// Blobs a repository of some registry is known to hold, so another
-/// repository of that registry can mount them instead of receiving their
-/// bytes again.
-#[derive(Debug, Clone)]
-pub struct MountSource {
-    pub registry: String,
-    pub repository: String,
-    pub blobs: HashSet<Digest>,
-}
-
-/// What one target needs to place its blobs the cheapest way.
-struct Placement<'a> {
-    /// Blobs the target's current manifest names: present without a HEAD.
-    known: HashSet<Digest>,
-    /// Other repositories of the same registry that hold some blobs.
-    mount_from: Vec<&'a MountSource>,
-}
-
-impl<'a> Placement<'a> {
-    async fn for_target(store: &dyn CacheStore, sources: &'a [MountSource]) -> Placement<'a> {
-        let mut known = HashSet::new();
-        // The manifest the tag points at now names blobs the repository
-        // surely holds (Distribution links them into it); anything wrong
-        // with it only costs HEAD requests.
-        if let Ok(Some(raw)) = store.fetch_manifest().await
-            && let Ok(image) = CacheImage::decode(&raw)
-        {
-            known.extend(image.descriptors().map(|d| d.digest.clone()));
-        }
-        let mount_from = match store.registry_repository() {
-            Some((registry, repository)) => sources
-                .iter()
-                .filter(|s| s.registry == registry && s.repository != repository)
-                .collect(),
-            None => Vec::new(),
-        };
-        Placement { known, mount_from }
-    }
-}
-
 /// Writes one cache image: layers, config and entries list first (up to
 /// `jobs` at once), the manifest last and only once every blob is in
 /// place, so a failed export never moves the tag.
@@ -503,90 +446,17 @@ async fn export(
             content: Content::Bytes(bytes),
         });
     }
-    // The blobs are distinct, so their order does not matter; a failure
-    // drops the uploads still running and the manifest is never written.
-    let placement = Placement::for_target(store, mount_sources).await;
-    let placement = &placement;
-    let outcomes: Vec<Uploaded> = stream::iter(uploads)
-        .map(|upload| async move { upload_one(store, &upload, placement, progress).await })
-        .buffer_unordered(jobs.max(1))
-        .try_collect()
-        .await?;
-    for outcome in outcomes {
-        match outcome {
-            Uploaded::Written(bytes) => {
-                report.uploaded_blobs += 1;
-                report.uploaded_bytes += bytes;
-            }
-            Uploaded::Reused | Uploaded::Mounted => report.reused_blobs += 1,
-        }
-    }
-
-    let manifest_progress = progress.blob(
-        &format!("manifest {} -> {target}", built.manifest.digest.short()),
-        built.manifest.bytes.len() as u64,
-    );
-    if let Err(err) = store.put_manifest(&built.manifest).await {
-        manifest_progress.finish("failed");
-        return Err(err.into());
-    }
-    manifest_progress.advance(built.manifest.bytes.len() as u64);
-    manifest_progress.finish("written");
-    report.uploaded_bytes += built.manifest.bytes.len() as u64;
-    tracing::info!(
-        "{}: wrote cache {} ({} blob(s) written, {} reused)",
-        store.describe(),
-        built.manifest.digest,
-        report.uploaded_blobs,
-        report.reused_blobs
-    );
+    place_all(
+        store,
+        uploads,
+        &built.manifest,
+        mount_sources,
+        progress,
+        jobs,
+        &mut report,
+    )
+    .await?;
     Ok(report)
-}
-
-/// Sends one blob unless the target has it already.
-async fn upload_one(
-    store: &dyn CacheStore,
-    upload: &Upload<'_>,
-    placement: &Placement<'_>,
-    progress: &dyn Progress,
-) -> Result<Uploaded, OpsError> {
-    let blob = progress.blob(&upload.label, upload.desc.size);
-    let result = async {
-        let digest = &upload.desc.digest;
-        if placement.known.contains(digest) || store.has_blob(&upload.desc).await? {
-            return Ok(Uploaded::Reused);
-        }
-        for source in placement
-            .mount_from
-            .iter()
-            .filter(|s| s.blobs.contains(digest))
-        {
-            match store.mount_blob(&upload.desc, &source.repository).await {
-                Ok(true) => return Ok(Uploaded::Mounted),
-                Ok(false) => {}
-                Err(err) => tracing::debug!(
-                    "mounting {digest} from {}: {err}; uploading instead",
-                    source.repository
-                ),
-            }
-        }
-        match upload.content {
-            Content::File(path) => store.put_blob_file(&upload.desc, path, &*blob).await?,
-            Content::Bytes(bytes) => {
-                store.put_blob_bytes(&upload.desc, bytes).await?;
-                blob.advance(upload.desc.size);
-            }
-        }
-        Ok::<_, OpsError>(Uploaded::Written(upload.desc.size))
-    }
-    .await;
-    blob.finish(match &result {
-        Ok(Uploaded::Written(_)) => "uploaded",
-        Ok(Uploaded::Reused) => "reused",
-        Ok(Uploaded::Mounted) => "mounted",
-        Err(_) => "failed",
-    });
-    result
 }
 
 #[cfg(test)]

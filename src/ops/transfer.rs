@@ -1,0 +1,212 @@
+//! Putting blobs into a target the cheapest way — already there, mounted
+//! from another repository of the same registry, or sent — and the manifest
+//! last. Shared by `save` and `copy`.
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::path::Path;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use super::save::TargetReport;
+use super::{OpsError, blocking};
+use crate::digest::{Digest, VerifyingReader};
+use crate::image::{CacheImage, Descriptor, RawManifest};
+use crate::progress::Progress;
+use crate::store::CacheStore;
+
+/// A blob on its way to one target.
+pub(crate) struct Upload<'a> {
+    pub label: String,
+    pub desc: Descriptor,
+    pub content: Content<'a>,
+}
+
+/// Where a blob's bytes come from, fetched only when the target needs them.
+pub(crate) enum Content<'a> {
+    File(&'a Path),
+    Bytes(&'a [u8]),
+    /// Another store holds it: copied through a verified spool file, so a
+    /// blob that fails its digest never reaches the target.
+    Remote {
+        from: &'a dyn CacheStore,
+        spool: &'a Path,
+    },
+}
+
+enum Uploaded {
+    Written(u64),
+    Reused,
+    Mounted,
+}
+
+/// Blobs a repository of some registry is known to hold, so another
+/// repository of that registry can mount them instead of receiving their
+/// bytes again.
+#[derive(Debug, Clone)]
+pub struct MountSource {
+    pub registry: String,
+    pub repository: String,
+    pub blobs: HashSet<Digest>,
+}
+
+/// What one target needs to place its blobs the cheapest way.
+pub(crate) struct Placement<'a> {
+    /// Blobs the target's current manifest names: present without a HEAD.
+    known: HashSet<Digest>,
+    /// Other repositories of the same registry that hold some blobs.
+    mount_from: Vec<&'a MountSource>,
+}
+
+impl<'a> Placement<'a> {
+    pub(crate) async fn for_target(store: &dyn CacheStore, sources: &'a [MountSource]) -> Placement<'a> {
+        let mut known = HashSet::new();
+        // The manifest the tag points at now names blobs the repository
+        // surely holds (Distribution links them into it); anything wrong
+        // with it only costs HEAD requests.
+        if let Ok(Some(raw)) = store.fetch_manifest().await
+            && let Ok(image) = CacheImage::decode(&raw)
+        {
+            known.extend(image.descriptors().map(|d| d.digest.clone()));
+        }
+        let mount_from = match store.registry_repository() {
+            Some((registry, repository)) => sources
+                .iter()
+                .filter(|s| s.registry == registry && s.repository != repository)
+                .collect(),
+            None => Vec::new(),
+        };
+        Placement { known, mount_from }
+    }
+}
+
+
+/// Sends every upload (up to `jobs` at once), counting what was written and
+/// reused into `report`, then the manifest — only once every blob is in
+/// place, so a failed export never moves the tag.
+pub(crate) async fn place_all(
+    store: &dyn CacheStore,
+    uploads: Vec<Upload<'_>>,
+    manifest: &RawManifest,
+    mount_sources: &[MountSource],
+    progress: &dyn Progress,
+    jobs: usize,
+    report: &mut TargetReport,
+) -> Result<(), OpsError> {
+    let target = report.target.clone();
+    // The blobs are distinct, so their order does not matter; a failure
+    // drops the uploads still running and the manifest is never written.
+    let placement = Placement::for_target(store, mount_sources).await;
+    let placement = &placement;
+    let outcomes: Vec<Uploaded> = stream::iter(uploads)
+        .map(|upload| async move { upload_one(store, &upload, placement, progress).await })
+        .buffer_unordered(jobs.max(1))
+        .try_collect()
+        .await?;
+    for outcome in outcomes {
+        match outcome {
+            Uploaded::Written(bytes) => {
+                report.uploaded_blobs += 1;
+                report.uploaded_bytes += bytes;
+            }
+            Uploaded::Reused | Uploaded::Mounted => report.reused_blobs += 1,
+        }
+    }
+
+    let manifest_progress = progress.blob(
+        &format!("manifest {} -> {target}", manifest.digest.short()),
+        manifest.bytes.len() as u64,
+    );
+    if let Err(err) = store.put_manifest(manifest).await {
+        manifest_progress.finish("failed");
+        return Err(err.into());
+    }
+    manifest_progress.advance(manifest.bytes.len() as u64);
+    manifest_progress.finish("written");
+    report.uploaded_bytes += manifest.bytes.len() as u64;
+    tracing::info!(
+        "{}: wrote cache {} ({} blob(s) written, {} reused)",
+        store.describe(),
+        manifest.digest,
+        report.uploaded_blobs,
+        report.reused_blobs
+    );
+    Ok(())
+}
+
+/// Sends one blob unless the target has it already.
+async fn upload_one(
+    store: &dyn CacheStore,
+    upload: &Upload<'_>,
+    placement: &Placement<'_>,
+    progress: &dyn Progress,
+) -> Result<Uploaded, OpsError> {
+    let blob = progress.blob(&upload.label, upload.desc.size);
+    let result = async {
+        let digest = &upload.desc.digest;
+        if placement.known.contains(digest) || store.has_blob(&upload.desc).await? {
+            return Ok(Uploaded::Reused);
+        }
+        for source in placement
+            .mount_from
+            .iter()
+            .filter(|s| s.blobs.contains(digest))
+        {
+            match store.mount_blob(&upload.desc, &source.repository).await {
+                Ok(true) => return Ok(Uploaded::Mounted),
+                Ok(false) => {}
+                Err(err) => tracing::debug!(
+                    "mounting {digest} from {}: {err}; uploading instead",
+                    source.repository
+                ),
+            }
+        }
+        match &upload.content {
+            Content::File(path) => store.put_blob_file(&upload.desc, path, &*blob).await?,
+            Content::Bytes(bytes) => {
+                store.put_blob_bytes(&upload.desc, bytes).await?;
+                blob.advance(upload.desc.size);
+            }
+            Content::Remote { from, spool } => {
+                let file = fetch_verified(*from, &upload.desc, spool).await?;
+                store.put_blob_file(&upload.desc, file.path(), &*blob).await?;
+            }
+        }
+        Ok::<_, OpsError>(Uploaded::Written(upload.desc.size))
+    }
+    .await;
+    blob.finish(match &result {
+        Ok(Uploaded::Written(_)) => "uploaded",
+        Ok(Uploaded::Reused) => "reused",
+        Ok(Uploaded::Mounted) => "mounted",
+        Err(_) => "failed",
+    });
+    result
+}
+
+
+/// Copies a blob from `from` into a spool file, checking its digest and
+/// size on the way; the file is gone when the handle drops.
+pub(crate) async fn fetch_verified(
+    from: &dyn CacheStore,
+    desc: &Descriptor,
+    spool: &Path,
+) -> Result<tempfile::NamedTempFile, OpsError> {
+    let reader = from.open_blob(desc).await?;
+    let digest = desc.digest.clone();
+    let size = desc.size;
+    let spool = spool.to_path_buf();
+    let label = from.describe();
+    blocking(move || -> io::Result<tempfile::NamedTempFile> {
+        let mut file = tempfile::NamedTempFile::new_in(&spool)?;
+        let mut verifying = VerifyingReader::new(reader, digest, size);
+        let mut out = io::BufWriter::with_capacity(256 << 10, file.as_file_mut());
+        io::copy(&mut verifying, &mut out)?;
+        out.flush()?;
+        drop(out);
+        verifying.finish()?;
+        Ok(file)
+    })
+    .await?
+    .map_err(|err| OpsError::Failed(format!("{label}: blob {}: {err}", desc.digest)))
+}
