@@ -158,7 +158,15 @@ fn effective_form(params: &BuildParams) -> Result<Form, ImageError> {
     if params.created_at.is_empty() {
         return Err(ImageError::Build("created_at is empty".into()));
     }
-    match (params.oci_mediatypes, params.form) {
+    form_for(params.form, params.oci_mediatypes)
+}
+
+/// The form written for a requested form and media type family: without OCI
+/// media types always a Docker manifest list (an OCI index request is mapped
+/// to it); an image manifest with Docker media types is refused, as BuildKit
+/// refuses it, and so is a Docker list with OCI media types.
+pub(super) fn form_for(form: Form, oci_mediatypes: bool) -> Result<Form, ImageError> {
+    match (oci_mediatypes, form) {
         (true, Form::DockerManifestList) => Err(ImageError::Build(
             "a Docker manifest list needs oci-mediatypes=false".into(),
         )),
@@ -168,6 +176,16 @@ fn effective_form(params: &BuildParams) -> Result<Form, ImageError> {
         (true, form) => Ok(form),
         (false, _) => Ok(Form::DockerManifestList),
     }
+}
+
+/// The order of config layers, each given as its chain of blobs (base
+/// first): by blob digest, then by ancestors nearest first, so a base layer
+/// sorts before the same blob on top of a parent. BuildKit sorts by blob,
+/// then by parent index with -1 first; its parent indexes depend on its
+/// traversal order, and this gives the same "base first" rule with an order
+/// that depends only on content.
+pub(super) fn cmp_layer_chains<T: Ord>(a: &[T], b: &[T]) -> std::cmp::Ordering {
+    a.iter().rev().cmp(b.iter().rev())
 }
 
 /// Refuses empty or duplicate paths and entries without layers, and a blob
@@ -222,12 +240,8 @@ impl<'a> Chains<'a> {
                 prefixes.insert(digests[..end].to_vec());
             }
         }
-        // BuildKit sorts by blob, then by parent index with -1 first. Its
-        // parent indexes depend on its traversal order; comparing the
-        // ancestors nearest first gives the same "base first" rule with an
-        // order that depends only on content.
         let mut ordered: Vec<Vec<&Digest>> = prefixes.into_iter().collect();
-        ordered.sort_by(|a, b| a.iter().rev().cmp(b.iter().rev()));
+        ordered.sort_by(|a, b| cmp_layer_chains(a, b));
         let index = ordered
             .iter()
             .enumerate()

@@ -14,6 +14,7 @@ mod gojson;
 pub mod inspect;
 pub mod manifest;
 pub mod media_types;
+pub mod merge;
 
 pub use build::{BuildEntry, BuildParams, BuiltImage, BuiltLayer, build_cache_image};
 pub use config::{
@@ -24,6 +25,7 @@ pub use descriptor::{Descriptor, Platform};
 pub use entries::{ENTRY_NAMESPACE, EntriesBlob, EntryMeta, entry_chain, entry_record_digest};
 pub use inspect::{EntryInfo, InspectReport, LayerInfo};
 pub use manifest::{CacheImage, Form, MAX_MANIFEST_SIZE, RawManifest};
+pub use merge::{Assembled, CacheParts, assemble, merge, replace_blobs, slim_to_min};
 
 use crate::digest::Digest;
 
@@ -42,6 +44,16 @@ pub enum ImageError {
          (BuildKit refuses to import it)"
     )]
     ConfigTooLarge { size: usize, max: usize },
+    #[error(
+        "merging {caches} caches gives a cache config of {size} bytes, over BuildKit's import \
+         limit of {max} bytes (BuildKit would refuse to import it); merge fewer caches, or \
+         slim them to mode=min first"
+    )]
+    MergeTooLarge {
+        caches: usize,
+        size: usize,
+        max: usize,
+    },
     #[error("invalid cache config: {0}")]
     InvalidConfig(String),
     #[error("not a cache image: {0}")]
