@@ -333,6 +333,11 @@ fn regcache_caches_merge_by_path_first_wins() {
         .unwrap();
     assert_eq!(record.results.len(), 2);
 
+    // Entries have no inputs: each is a sink, so slimming keeps them all.
+    assert_eq!(slim_to_min(&ab), ab);
+    let single = regcache_parts(&[build_entry("x", &["x1", "x2"])], "max");
+    assert_eq!(slim_to_min(&single), single, "the entries descriptor stays");
+
     let ba = merge(vec![b, a]).unwrap();
     let entries = ba.entries.as_ref().unwrap();
     assert_eq!(entries.mode, "min");
