@@ -35,6 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'regcache' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('save', 'save', [CompletionResultType]::ParameterValue, 'Save directories to every --cache-to')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore directories from the first --cache-from that holds each')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy, merge, convert, recompress or slim BuildKit caches')
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Restore, run a command, and save only if it succeeded')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show what a cache holds: form, layers, records, entries')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -63,6 +64,24 @@ Register-ArgumentCompleter -Native -CommandName 'regcache' -ScriptBlock {
             [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Talk plain HTTP to this registry (repeatable), as dockerd''s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]')
             [CompletionResult]::new('--fail-on-miss', '--fail-on-miss', [CompletionResultType]::ParameterName, 'Exit 1 when no path at all could be restored')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the plan, every spec at its effective parameters, and touch nothing')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'With --dry-run: print the plan as one JSON object (see docs/dry-run.md)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only warnings and errors: no progress, no summary (= --progress quiet)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only warnings and errors: no progress, no summary (= --progress quiet)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'regcache;copy' {
+            [CompletionResult]::new('--cache-from', '--cache-from', [CompletionResultType]::ParameterName, 'The caches to read and merge (repeatable)')
+            [CompletionResult]::new('--cache-to', '--cache-to', [CompletionResultType]::ParameterName, 'Where to write the result, each with its own parameters (repeatable)')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)')
+            [CompletionResult]::new('--metadata-file', '--metadata-file', [CompletionResultType]::ParameterName, 'Write a JSON summary of what was restored, run and saved to FILE (see docs/metadata.md), as `docker buildx build --metadata-file` does')
+            [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Talk plain HTTP to this registry (repeatable), as dockerd''s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]')
+            [CompletionResult]::new('--fail-on-miss', '--fail-on-miss', [CompletionResultType]::ParameterName, 'Exit 1 when no --cache-from could be read')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the plan, every spec at its effective parameters, and touch nothing')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'With --dry-run: print the plan as one JSON object (see docs/dry-run.md)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides')
@@ -109,6 +128,7 @@ Register-ArgumentCompleter -Native -CommandName 'regcache' -ScriptBlock {
         'regcache;help' {
             [CompletionResult]::new('save', 'save', [CompletionResultType]::ParameterValue, 'Save directories to every --cache-to')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore directories from the first --cache-from that holds each')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy, merge, convert, recompress or slim BuildKit caches')
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Restore, run a command, and save only if it succeeded')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show what a cache holds: form, layers, records, entries')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -118,6 +138,9 @@ Register-ArgumentCompleter -Native -CommandName 'regcache' -ScriptBlock {
             break
         }
         'regcache;help;restore' {
+            break
+        }
+        'regcache;help;copy' {
             break
         }
         'regcache;help;run' {

@@ -16,6 +16,9 @@ _regcache() {
             ",$1")
                 cmd="regcache"
                 ;;
+            regcache,copy)
+                cmd="regcache__subcmd__copy"
+                ;;
             regcache,help)
                 cmd="regcache__subcmd__help"
                 ;;
@@ -30,6 +33,9 @@ _regcache() {
                 ;;
             regcache,save)
                 cmd="regcache__subcmd__save"
+                ;;
+            regcache__subcmd__help,copy)
+                cmd="regcache__subcmd__help__subcmd__copy"
                 ;;
             regcache__subcmd__help,help)
                 cmd="regcache__subcmd__help__subcmd__help"
@@ -53,7 +59,7 @@ _regcache() {
 
     case "${cmd}" in
         regcache)
-            opts="-v -q -h -V --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help --version save restore run inspect help"
+            opts="-v -q -h -V --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help --version save restore copy run inspect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -82,9 +88,61 @@ _regcache() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        regcache__subcmd__help)
-            opts="save restore run inspect help"
+        regcache__subcmd__copy)
+            opts="-v -q -h --cache-from --cache-to --fail-on-miss --dry-run --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cache-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto tty plain quiet" -- "${cur}"))
+                    return 0
+                    ;;
+                --metadata-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regcache__subcmd__help)
+            opts="save restore copy run inspect help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regcache__subcmd__help__subcmd__copy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -37,6 +37,7 @@ complete -c regcache -n "__fish_regcache_needs_command" -s h -l help -d 'Print h
 complete -c regcache -n "__fish_regcache_needs_command" -s V -l version -d 'Print version'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "save" -d 'Save directories to every --cache-to'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "restore" -d 'Restore directories from the first --cache-from that holds each'
+complete -c regcache -n "__fish_regcache_needs_command" -f -a "copy" -d 'Copy, merge, convert, recompress or slim BuildKit caches'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -67,6 +68,21 @@ complete -c regcache -n "__fish_regcache_using_subcommand restore" -l json -d 'W
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regcache -n "__fish_regcache_using_subcommand copy" -l cache-from -d 'The caches to read and merge (repeatable)' -r
+complete -c regcache -n "__fish_regcache_using_subcommand copy" -l cache-to -d 'Where to write the result, each with its own parameters (repeatable)' -r
+complete -c regcache -n "__fish_regcache_using_subcommand copy" -l progress -d 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)' -r -f -a "auto\t''
+tty\t''
+plain\t''
+quiet\t''"
+complete -c regcache -n "__fish_regcache_using_subcommand copy" -l metadata-file -d 'Write a JSON summary of what was restored, run and saved to FILE (see docs/metadata.md), as `docker buildx build --metadata-file` does' -r -F
+complete -c regcache -n "__fish_regcache_using_subcommand copy" -l insecure-registry -d 'Talk plain HTTP to this registry (repeatable), as dockerd\'s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it' -r
+complete -c regcache -n "__fish_regcache_using_subcommand copy" -l jobs -d 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]' -r
+complete -c regcache -n "__fish_regcache_using_subcommand copy" -l fail-on-miss -d 'Exit 1 when no --cache-from could be read'
+complete -c regcache -n "__fish_regcache_using_subcommand copy" -l dry-run -d 'Print the plan, every spec at its effective parameters, and touch nothing'
+complete -c regcache -n "__fish_regcache_using_subcommand copy" -l json -d 'With --dry-run: print the plan as one JSON object (see docs/dry-run.md)'
+complete -c regcache -n "__fish_regcache_using_subcommand copy" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
+complete -c regcache -n "__fish_regcache_using_subcommand copy" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
+complete -c regcache -n "__fish_regcache_using_subcommand copy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regcache -n "__fish_regcache_using_subcommand run" -l cache-from -d 'Where to restore from, in order of preference (repeatable)' -r
 complete -c regcache -n "__fish_regcache_using_subcommand run" -l cache-to -d 'Where to save after a successful command (repeatable)' -r
 complete -c regcache -n "__fish_regcache_using_subcommand run" -l path -d 'A directory to restore before and save after the command (repeatable)' -r
@@ -94,8 +110,9 @@ complete -c regcache -n "__fish_regcache_using_subcommand inspect" -l json -d 'P
 complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
 complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
 complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s h -l help -d 'Print help'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore run inspect help" -f -a "save" -d 'Save directories to every --cache-to'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore run inspect help" -f -a "restore" -d 'Restore directories from the first --cache-from that holds each'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore run inspect help" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore run inspect help" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore run inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect help" -f -a "save" -d 'Save directories to every --cache-to'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect help" -f -a "restore" -d 'Restore directories from the first --cache-from that holds each'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect help" -f -a "copy" -d 'Copy, merge, convert, recompress or slim BuildKit caches'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect help" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect help" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -97,6 +97,26 @@ its digest before any of its content reaches the target.",
     )]
     Restore(RestoreArgs),
 
+    /// Copy, merge, convert, recompress or slim BuildKit caches.
+    #[command(
+        long_about = "Copy, merge, convert, recompress or slim BuildKit caches, without BuildKit.\n\n\
+Reads every --cache-from (written by `docker buildx build --cache-to` or by regcache), \
+merges them (the union of layers and records, deduplicated by digest) and writes the \
+result to every --cache-to with that spec's parameters: image-manifest and \
+oci-mediatypes pick the form (OCI manifest, OCI index, Docker manifest list); mode=min \
+keeps results only on the final steps' layer chains and drops the layers nothing needs \
+(mode=max keeps everything). Layers keep their compression unless force-compression=true \
+is set, as in BuildKit, where compression= only applies to newly created layers and a \
+copy creates none: with it, every layer is recompressed to the requested codec and \
+level (the diffID stays, the blob digest changes). A copy that changes nothing keeps \
+the manifest bytes, and so its digest. Blobs the target has are skipped, blobs in \
+another repository of the same registry are mounted, the rest stream through a \
+verified spool file. A missing --cache-from is a warning; when none can be read, \
+nothing is written (exit 0, or 1 with --fail-on-miss).",
+        after_help = SPEC_HELP
+    )]
+    Copy(CopyArgs),
+
     /// Restore, run a command, and save only if it succeeded.
     #[command(
         long_about = "Restore the --path directories, run COMMAND, and save the directories \
@@ -137,6 +157,29 @@ pub struct SaveArgs {
     /// Directories to save.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The caches to read and merge (repeatable).
+    #[arg(long = "cache-from", value_name = "SPEC", required = true)]
+    pub cache_from: Vec<String>,
+
+    /// Where to write the result, each with its own parameters (repeatable).
+    #[arg(long = "cache-to", value_name = "SPEC", required = true)]
+    pub cache_to: Vec<String>,
+
+    /// Exit 1 when no --cache-from could be read.
+    #[arg(long)]
+    pub fail_on_miss: bool,
+
+    /// Print the plan, every spec at its effective parameters, and touch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run: print the plan as one JSON object (see docs/dry-run.md).
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -16,7 +16,10 @@ use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
-use regcache::cli::{Cli, Command, InspectArgs, ProgressMode, RestoreArgs, RunArgs, SaveArgs};
+use regcache::cli::{
+    Cli, Command, CopyArgs, InspectArgs, ProgressMode, RestoreArgs, RunArgs, SaveArgs,
+};
+use regcache::ops::copy::{CopyOptions, copy};
 use regcache::ops::plan::Plan;
 use regcache::ops::report::{Outcome, SaveState, write_metadata};
 use regcache::ops::restore::{RestoreOptions, restore};
@@ -162,6 +165,7 @@ async fn dispatch(cli: Cli, mode: ProgressMode, color: bool) -> u8 {
     let finished = match cli.command {
         Command::Save(args) => cmd_save(args, &ctx).await,
         Command::Restore(args) => cmd_restore(args, &ctx).await,
+        Command::Copy(args) => cmd_copy(args, &ctx).await,
         Command::Run(args) => cmd_run(args, &ctx).await,
         Command::Inspect(args) => cmd_inspect(args, &ctx).await,
     };
@@ -306,6 +310,67 @@ async fn cmd_save(args: SaveArgs, ctx: &Context) -> Finished {
                 SaveState::Failed(err.as_ref().map(ToString::to_string).unwrap_or_default())
             }
         },
+        run: None,
+        seconds: ctx.started.elapsed().as_secs_f64(),
+        error: error.as_ref().map(ToString::to_string),
+    };
+    let code = error
+        .as_ref()
+        .map_or(0, |err| u8::try_from(err.exit_code()).unwrap_or(1));
+    Finished::from_outcome(&outcome, code, error)
+}
+
+async fn cmd_copy(args: CopyArgs, ctx: &Context) -> Finished {
+    let cache_from = match parse_all_from(&args.cache_from) {
+        Ok(specs) if specs.is_empty() => return no_specs("--cache-from").into(),
+        Ok(specs) => specs,
+        Err(err) => return err.into(),
+    };
+    let cache_to = match parse_all_to(&args.cache_to) {
+        Ok(specs) if specs.is_empty() => return no_specs("--cache-to").into(),
+        Ok(specs) => specs,
+        Err(err) => return err.into(),
+    };
+    if args.dry_run {
+        print_plan(
+            &Plan {
+                command: "copy",
+                cache_to: &cache_to,
+                cache_from: &cache_from,
+                paths: &[],
+                argv: None,
+            },
+            args.json,
+        );
+        return Finished::ok();
+    }
+    let result = copy(CopyOptions {
+        cache_from: cache_from.clone(),
+        cache_to: cache_to.clone(),
+        store: ctx.store.clone(),
+        progress: Arc::clone(&ctx.progress),
+        jobs: ctx.jobs,
+    })
+    .await;
+    let report = match result {
+        Ok(report) => report,
+        Err(err) => return err.into(),
+    };
+    let miss = args.fail_on_miss && !report.loaded_any();
+    let error = if miss {
+        Some(OpsError::Failed(
+            "no --cache-from could be read (--fail-on-miss)".into(),
+        ))
+    } else {
+        report.targets.failure()
+    };
+    let outcome = Outcome {
+        command: "copy",
+        cache_from: &cache_from,
+        cache_to: &cache_to,
+        paths: &[],
+        restore: Some(&report.sources),
+        save: SaveState::Done(&report.targets),
         run: None,
         seconds: ctx.started.elapsed().as_secs_f64(),
         error: error.as_ref().map(ToString::to_string),

@@ -1,6 +1,7 @@
 //! The commands, written against the [`CacheStore`](crate::store::CacheStore)
 //! trait: `save` exports, `restore` imports tolerantly, `inspect` reports.
 
+pub mod copy;
 pub mod entry_path;
 pub mod import;
 pub mod inspect;

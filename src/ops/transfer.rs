@@ -59,7 +59,10 @@ pub(crate) struct Placement<'a> {
 }
 
 impl<'a> Placement<'a> {
-    pub(crate) async fn for_target(store: &dyn CacheStore, sources: &'a [MountSource]) -> Placement<'a> {
+    pub(crate) async fn for_target(
+        store: &dyn CacheStore,
+        sources: &'a [MountSource],
+    ) -> Placement<'a> {
         let mut known = HashSet::new();
         // The manifest the tag points at now names blobs the repository
         // surely holds (Distribution links them into it); anything wrong
@@ -79,7 +82,6 @@ impl<'a> Placement<'a> {
         Placement { known, mount_from }
     }
 }
-
 
 /// Sends every upload (up to `jobs` at once), counting what was written and
 /// reused into `report`, then the manifest — only once every blob is in
@@ -169,7 +171,9 @@ async fn upload_one(
             }
             Content::Remote { from, spool } => {
                 let file = fetch_verified(*from, &upload.desc, spool).await?;
-                store.put_blob_file(&upload.desc, file.path(), &*blob).await?;
+                store
+                    .put_blob_file(&upload.desc, file.path(), &*blob)
+                    .await?;
             }
         }
         Ok::<_, OpsError>(Uploaded::Written(upload.desc.size))
@@ -183,7 +187,6 @@ async fn upload_one(
     });
     result
 }
-
 
 /// Copies a blob from `from` into a spool file, checking its digest and
 /// size on the way; the file is gone when the handle drops.

@@ -1,0 +1,472 @@
+//! `regcache copy`: read every `--cache-from` (written by BuildKit or by
+//! regcache), merge them, and write the result to every `--cache-to` with
+//! that spec's parameters — form, media types, compression, mode — without
+//! running BuildKit, and so that BuildKit still gets its cache hits.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::import::{self, ImportOutcome, LoadedCache};
+use super::restore::{RestoreReport, SourceReport};
+use super::save::{MountSource, SaveReport, TargetReport};
+use super::transfer::{Content, Upload, place_all};
+use super::{OpsError, blocking};
+use crate::compression::Compression;
+use crate::digest::{Digest, HashingWriter, VerifyingReader};
+use crate::image::merge::{self, CacheParts};
+use crate::image::{Descriptor, Form, media_types};
+use crate::layer::codec::{compress_writer, decompress_reader};
+use crate::progress::Progress;
+use crate::spec::{CacheTo, Mode};
+use crate::store::{self, CacheStore, StoreOptions};
+
+pub struct CopyOptions {
+    pub cache_from: Vec<crate::spec::CacheFrom>,
+    pub cache_to: Vec<CacheTo>,
+    pub store: StoreOptions,
+    pub progress: Arc<dyn Progress>,
+    pub jobs: usize,
+}
+
+/// What a copy did: which sources loaded (as a restore reports them) and
+/// what each target got (as a save reports it).
+pub struct CopyReport {
+    pub sources: RestoreReport,
+    pub targets: SaveReport,
+}
+
+impl CopyReport {
+    /// Whether any `--cache-from` loaded.
+    pub fn loaded_any(&self) -> bool {
+        self.sources.sources.iter().any(|s| s.loaded)
+    }
+}
+
+/// Refuses, before any I/O, what parses but copy cannot do.
+fn refuse_unsupported(cache_to: &[CacheTo]) -> Result<(), OpsError> {
+    if let Some(spec) = cache_to
+        .iter()
+        .find(|s| s.params.force_compression && s.params.compression == Compression::Estargz)
+    {
+        return Err(OpsError::Usage {
+            message: format!(
+                "--cache-to {spec}: recompressing to estargz is not supported by copy yet"
+            ),
+            hint: Some("use compression=gzip or compression=zstd".into()),
+        });
+    }
+    Ok(())
+}
+
+pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
+    refuse_unsupported(&options.cache_to)?;
+    let mut report = CopyReport {
+        sources: RestoreReport {
+            sources: Vec::new(),
+            paths: Vec::new(),
+            mount_sources: Vec::new(),
+        },
+        targets: SaveReport {
+            entries: Vec::new(),
+            skipped: Vec::new(),
+            cache_to: Vec::new(),
+        },
+    };
+    let mut loaded: Vec<LoadedCache> = Vec::new();
+    for spec in &options.cache_from {
+        match import::load_tolerantly(spec, &options.store).await {
+            ImportOutcome::Loaded(cache) => {
+                report.sources.sources.push(SourceReport {
+                    source: cache.label.clone(),
+                    loaded: true,
+                    reason: None,
+                });
+                if let Some((registry, repository)) = cache.store.registry_repository() {
+                    report.sources.mount_sources.push(MountSource {
+                        registry,
+                        repository,
+                        blobs: cache
+                            .image
+                            .descriptors()
+                            .map(|d| d.digest.clone())
+                            .collect(),
+                    });
+                }
+                loaded.push(*cache);
+            }
+            ImportOutcome::Missed { label, reason } => {
+                tracing::warn!("cache {label}: {reason}; going on without it");
+                report.sources.sources.push(SourceReport {
+                    source: label,
+                    loaded: false,
+                    reason: Some(reason),
+                });
+            }
+        }
+    }
+    if loaded.is_empty() {
+        tracing::warn!("nothing to copy: no --cache-from could be read; no cache was written");
+        return Ok(report);
+    }
+
+    let parts = loaded
+        .iter()
+        .map(|c| CacheParts::from_image(&c.image, c.config.clone(), c.entries.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let merged = merge::merge(parts)?;
+    // Each blob is read from the first source that lists it.
+    let mut holders: BTreeMap<Digest, usize> = BTreeMap::new();
+    for (i, cache) in loaded.iter().enumerate() {
+        for desc in cache.image.descriptors() {
+            holders.entry(desc.digest.clone()).or_insert(i);
+        }
+    }
+    let spool = tempfile::Builder::new()
+        .prefix("regcache-copy-")
+        .tempdir()
+        .map_err(|e| OpsError::Failed(format!("creating a spool directory: {e}")))?;
+
+    let mut mount_sources = report.sources.mount_sources.clone();
+    for spec in &options.cache_to {
+        let target = spec.target.location();
+        let started = Instant::now();
+        let outcome = match store::open_export(spec, &options.store) {
+            Ok(store) => {
+                let job = TargetJob {
+                    spec,
+                    store: store.as_ref(),
+                    loaded: &loaded,
+                    holders: &holders,
+                    spool: spool.path(),
+                    progress: options.progress.as_ref(),
+                    jobs: options.jobs,
+                };
+                let result = job.run(&merged, &mount_sources).await;
+                if result.is_ok()
+                    && let Some((registry, repository)) = store.registry_repository()
+                {
+                    mount_sources.push(MountSource {
+                        registry,
+                        repository,
+                        blobs: merged.blobs.keys().cloned().collect(),
+                    });
+                }
+                result
+            }
+            Err(err) => Err(err.into()),
+        };
+        let mut target_report = match outcome {
+            Ok(r) => r,
+            Err(err) => {
+                let ignored = spec.params.ignore_error;
+                if ignored {
+                    tracing::warn!("export to {target} failed (ignore-error=true): {err}");
+                }
+                TargetReport::failed(&target, err.to_string(), ignored)
+            }
+        };
+        target_report.seconds = started.elapsed().as_secs_f64();
+        report.targets.cache_to.push(target_report);
+    }
+    Ok(report)
+}
+
+/// Writing the merged cache to one `--cache-to`.
+struct TargetJob<'a> {
+    spec: &'a CacheTo,
+    store: &'a dyn CacheStore,
+    loaded: &'a [LoadedCache],
+    holders: &'a BTreeMap<Digest, usize>,
+    spool: &'a Path,
+    progress: &'a dyn Progress,
+    jobs: usize,
+}
+
+impl TargetJob<'_> {
+    async fn run(
+        &self,
+        merged: &CacheParts,
+        mount_sources: &[MountSource],
+    ) -> Result<TargetReport, OpsError> {
+        let params = &self.spec.params;
+        let form = Form::for_params(params.oci_mediatypes, params.image_manifest);
+        let mut parts = match params.mode {
+            Mode::Min => merge::slim_to_min(merged),
+            Mode::Max => merged.clone(),
+        };
+        let mut report = TargetReport::failed(&self.spec.target.location(), String::new(), false);
+        report.error = None;
+
+        // A copy that changes nothing keeps the manifest bytes, and so its
+        // digest, as they are.
+        if let Some(source) = self.unchanged_source(&parts, form) {
+            report.digest = Some(source.raw.digest.clone());
+            let uploads = source
+                .image
+                .descriptors()
+                .map(|desc| self.remote_upload(desc, source.store.as_ref()))
+                .collect::<Vec<_>>();
+            let uploads = dedup_uploads(uploads);
+            place_all(
+                self.store,
+                uploads,
+                &source.raw,
+                mount_sources,
+                self.progress,
+                self.jobs,
+                &mut report,
+            )
+            .await?;
+            return Ok(report);
+        }
+
+        let recompressed = if params.force_compression {
+            self.recompress_all(&parts).await?
+        } else {
+            Vec::new()
+        };
+        let replacements: BTreeMap<Digest, Descriptor> = recompressed
+            .iter()
+            .map(|(old, new, _)| (old.clone(), new.clone()))
+            .collect();
+        merge::replace_blobs(&mut parts, &replacements);
+        let assembled = merge::assemble(&parts, form, params.oci_mediatypes)?;
+        report.digest = Some(assembled.manifest.digest.clone());
+
+        let mut uploads = Vec::new();
+        for desc in parts.blobs.values() {
+            if parts.entries.is_some() && desc.media_type == media_types::REGCACHE_ENTRIES {
+                continue;
+            }
+            match recompressed
+                .iter()
+                .find(|(_, new, _)| new.digest == desc.digest)
+            {
+                Some((_, new, file)) => uploads.push(Upload {
+                    label: format!("layer {} -> {}", new.digest.short(), report.target),
+                    desc: new.clone(),
+                    content: Content::File(file.path()),
+                }),
+                None => {
+                    let holder = self.holder(&desc.digest)?;
+                    uploads.push(self.remote_upload(desc, holder));
+                }
+            }
+        }
+        uploads.push(Upload {
+            label: format!(
+                "cache config {} -> {}",
+                assembled.config.digest.short(),
+                report.target
+            ),
+            desc: assembled.config.clone(),
+            content: Content::Bytes(&assembled.config_bytes),
+        });
+        if let (Some(desc), Some(bytes)) = (&assembled.entries, &assembled.entries_bytes) {
+            uploads.push(Upload {
+                label: format!("entries list {} -> {}", desc.digest.short(), report.target),
+                desc: desc.clone(),
+                content: Content::Bytes(bytes),
+            });
+        }
+        let uploads = dedup_uploads(uploads);
+        place_all(
+            self.store,
+            uploads,
+            &assembled.manifest,
+            mount_sources,
+            self.progress,
+            self.jobs,
+            &mut report,
+        )
+        .await?;
+        Ok(report)
+    }
+
+    fn holder(&self, digest: &Digest) -> Result<&dyn CacheStore, OpsError> {
+        self.holders
+            .get(digest)
+            .map(|&i| self.loaded[i].store.as_ref())
+            .ok_or_else(|| OpsError::Failed(format!("no source holds blob {digest}")))
+    }
+
+    fn remote_upload<'s>(&'s self, desc: &Descriptor, from: &'s dyn CacheStore) -> Upload<'s> {
+        Upload {
+            label: format!(
+                "blob {} -> {}",
+                desc.digest.short(),
+                self.spec.target.location()
+            ),
+            desc: desc.clone(),
+            content: Content::Remote {
+                from,
+                spool: self.spool,
+            },
+        }
+    }
+
+    /// The single source whose manifest this target would reproduce: same
+    /// form and media-type family, nothing slimmed, nothing recompressed.
+    fn unchanged_source(&self, parts: &CacheParts, form: Form) -> Option<&LoadedCache> {
+        let [source] = self.loaded else {
+            return None;
+        };
+        let params = &self.spec.params;
+        let same_family = source
+            .image
+            .layers()
+            .all(|l| l.media_type.starts_with("application/vnd.oci.") == params.oci_mediatypes);
+        let slimmed = parts.config.layers.len() != source.config.layers.len()
+            || results(&parts.config) != results(&source.config);
+        let recompress =
+            params.force_compression && source.image.layers().any(|l| self.needs_recompression(l));
+        (source.image.form == form && same_family && !slimmed && !recompress).then_some(source)
+    }
+
+    fn needs_recompression(&self, layer: &Descriptor) -> bool {
+        let params = &self.spec.params;
+        let current = media_types::layer_compression(&layer.media_type);
+        let estargz = layer
+            .annotations
+            .contains_key(media_types::ANNOTATION_STARGZ_TOC);
+        let current = match current {
+            Some(Compression::Gzip) if estargz => Some(Compression::Estargz),
+            other => other,
+        };
+        current != Some(params.compression) || params.compression_level.is_some()
+    }
+
+    /// Every layer whose codec differs from the spec's (or all of them,
+    /// when a level is asked for), recompressed into spool files.
+    async fn recompress_all(
+        &self,
+        parts: &CacheParts,
+    ) -> Result<Vec<(Digest, Descriptor, tempfile::NamedTempFile)>, OpsError> {
+        let mut out = Vec::new();
+        for desc in parts.blobs.values() {
+            if !media_types::is_layer(&desc.media_type) || !self.needs_recompression(desc) {
+                continue;
+            }
+            let holder = self.holder(&desc.digest)?;
+            let progress = self.progress.blob(
+                &format!(
+                    "recompress {} to {}",
+                    desc.digest.short(),
+                    self.spec.params.compression
+                ),
+                desc.size,
+            );
+            let (new, file) = recompress(holder, desc, self.spec, self.spool).await?;
+            progress.advance(desc.size);
+            progress.finish("recompressed");
+            out.push((desc.digest.clone(), new, file));
+        }
+        Ok(out)
+    }
+}
+
+/// The (record, result layers) pairs of a config, to tell whether slimming
+/// changed anything.
+fn results(config: &crate::image::CacheConfig) -> Vec<(Digest, Vec<usize>)> {
+    config
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.digest.clone(),
+                r.results.iter().map(|x| x.layer).collect(),
+            )
+        })
+        .collect()
+}
+
+/// A manifest may name one blob several times (BuildKit keeps duplicate
+/// layer descriptors); it is sent once.
+fn dedup_uploads(uploads: Vec<Upload<'_>>) -> Vec<Upload<'_>> {
+    let mut seen = std::collections::HashSet::new();
+    uploads
+        .into_iter()
+        .filter(|u| seen.insert(u.desc.digest.clone()))
+        .collect()
+}
+
+/// Decompresses one verified layer and compresses it again with the
+/// spec's codec and level. The diffID — the digest of the tar inside — must
+/// not change; the blob digest does.
+async fn recompress(
+    from: &dyn CacheStore,
+    desc: &Descriptor,
+    spec: &CacheTo,
+    spool: &Path,
+) -> Result<(Descriptor, tempfile::NamedTempFile), OpsError> {
+    let source_compression = media_types::layer_compression(&desc.media_type).ok_or_else(|| {
+        OpsError::Failed(format!(
+            "{} is not a layer ({})",
+            desc.digest, desc.media_type
+        ))
+    })?;
+    let diff_id: Option<Digest> = desc
+        .annotations
+        .get(media_types::ANNOTATION_UNCOMPRESSED)
+        .and_then(|v| v.parse().ok());
+    let reader = from.open_blob(desc).await?;
+    let (digest, size) = (desc.digest.clone(), desc.size);
+    let (target, level) = (spec.params.compression, spec.params.compression_level);
+    let spool = spool.to_path_buf();
+    let label = desc.digest.clone();
+    let (file, new_digest, new_size, tar_digest) = blocking(move || -> io::Result<_> {
+        let mut verifying = VerifyingReader::new(reader, digest, size);
+        let mut file = tempfile::NamedTempFile::new_in(&spool)?;
+        let (new_digest, new_size, tar_digest) = {
+            let out =
+                HashingWriter::new(io::BufWriter::with_capacity(256 << 10, file.as_file_mut()));
+            let mut encoder = compress_writer(out, target, level)?;
+            let mut tar_hasher = crate::digest::Hasher::new();
+            {
+                let mut decoder = decompress_reader(&mut verifying, source_compression)?;
+                let mut buf = vec![0u8; 256 << 10];
+                loop {
+                    let n = decoder.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    tar_hasher.update(&buf[..n]);
+                    encoder.write_all(&buf[..n])?;
+                }
+            }
+            let out = encoder.finish()?;
+            let (mut inner, new_digest, new_size) = out.finish();
+            inner.flush()?;
+            (new_digest, new_size, tar_hasher.finish().0)
+        };
+        verifying.finish()?;
+        Ok((file, new_digest, new_size, tar_digest))
+    })
+    .await?
+    .map_err(|err| OpsError::Failed(format!("recompressing {label}: {err}")))?;
+    if let Some(expected) = &diff_id
+        && expected != &tar_digest
+    {
+        return Err(OpsError::Failed(format!(
+            "layer {}: its content hashes to {tar_digest}, not its diffID {expected}",
+            desc.digest
+        )));
+    }
+    let mut new = Descriptor::new(
+        media_types::layer_media_type(target, spec.params.oci_mediatypes),
+        new_digest,
+        new_size,
+    );
+    new.annotations = desc.annotations.clone();
+    new.annotations.remove(media_types::ANNOTATION_STARGZ_TOC);
+    new.annotations
+        .remove(media_types::ANNOTATION_ESTARGZ_UNCOMPRESSED_SIZE);
+    new.annotations.insert(
+        media_types::ANNOTATION_UNCOMPRESSED.to_string(),
+        tar_digest.to_string(),
+    );
+    Ok((new, file))
+}
