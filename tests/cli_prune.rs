@@ -361,7 +361,14 @@ fn a_registry_without_deletes_is_a_clear_error() {
     );
     assert!(stderr.contains("UNSUPPORTED"), "{stderr}");
     assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("failed"));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains(" failed ") && l.contains("refused the delete")),
+        "{table}"
+    );
+    assert!(table.contains("an earlier delete failed"), "{table}");
     assert_eq!(tags(&registry, "app/cache"), set(&["cache-1", "cache-2"]));
 }
 

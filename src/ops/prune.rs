@@ -681,8 +681,10 @@ fn decide(candidates: Vec<Candidate>, policy: &Policy, now: SystemTime) -> Vec<T
             (Action::Kept, format!("younger than {older_text}"))
         } else {
             let mut why = Vec::new();
-            if let Some(n) = policy.keep {
-                why.push(format!("not among the newest {n}"));
+            match policy.keep {
+                Some(0) => why.push("--keep 0".to_string()),
+                Some(n) => why.push(format!("not among the newest {n}")),
+                None => {}
             }
             if policy.older_than.is_some() {
                 why.push(format!("older than {older_text}"));
@@ -863,7 +865,7 @@ async fn prune_registry(
         return Ok(());
     }
     let mut failure = None;
-    let mut done: HashMap<Digest, Result<Deleted, String>> = HashMap::new();
+    let mut done: HashMap<Digest, Result<Deleted, ()>> = HashMap::new();
     for digest in &digests {
         if failure.is_some() {
             break;
@@ -874,7 +876,7 @@ async fn prune_registry(
                 done.insert(digest.clone(), Ok(outcome));
             }
             Err(err) => {
-                done.insert(digest.clone(), Err(err.to_string()));
+                done.insert(digest.clone(), Err(()));
                 failure = Some(err);
             }
         }
@@ -894,9 +896,10 @@ async fn prune_registry(
                 t.action = Action::Deleted;
                 t.reason = format!("{} (already gone)", t.reason);
             }
-            Some(Err(err)) => {
+            Some(Err(_)) => {
+                // The whole error is printed once, last.
                 t.action = Action::Failed;
-                t.reason = err.clone();
+                t.reason = "the registry refused the delete (see the error)".into();
             }
             None => {
                 t.action = Action::Kept;
