@@ -974,11 +974,10 @@ async fn prune_local(
                 tracing::warn!("{}:{}: left alone: {}", dir.display(), t.tag, t.reason);
             }
             if t.action == Action::WouldDelete {
-                let evaluated = t.digest.clone();
+                // Every entry of the tag: the shadowed ones too.
                 for entry in &by_tag[&t.tag] {
                     removals.push((t.tag.clone(), entry.descriptor.digest.clone()));
                 }
-                debug_assert!(evaluated.is_some());
             }
         }
         report.tags = decided;
