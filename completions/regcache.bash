@@ -25,6 +25,9 @@ _regcache() {
             regcache,inspect)
                 cmd="regcache__subcmd__inspect"
                 ;;
+            regcache,prune)
+                cmd="regcache__subcmd__prune"
+                ;;
             regcache,restore)
                 cmd="regcache__subcmd__restore"
                 ;;
@@ -43,6 +46,9 @@ _regcache() {
             regcache__subcmd__help,inspect)
                 cmd="regcache__subcmd__help__subcmd__inspect"
                 ;;
+            regcache__subcmd__help,prune)
+                cmd="regcache__subcmd__help__subcmd__prune"
+                ;;
             regcache__subcmd__help,restore)
                 cmd="regcache__subcmd__help__subcmd__restore"
                 ;;
@@ -59,7 +65,7 @@ _regcache() {
 
     case "${cmd}" in
         regcache)
-            opts="-v -q -h -V --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help --version save restore copy run inspect help"
+            opts="-v -q -h -V --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help --version save restore copy run inspect prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -127,7 +133,7 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__help)
-            opts="save restore copy run inspect help"
+            opts="save restore copy run inspect prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -169,6 +175,20 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__help__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regcache__subcmd__help__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -231,6 +251,52 @@ _regcache() {
                 return 0
             fi
             case "${prev}" in
+                --progress)
+                    COMPREPLY=($(compgen -W "auto tty plain quiet" -- "${cur}"))
+                    return 0
+                    ;;
+                --metadata-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regcache__subcmd__prune)
+            opts="-v -q -h --keep --older-than --tag --exclude --blobs-only --dry-run --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --older-than)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exclude)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto tty plain quiet" -- "${cur}"))
                     return 0

@@ -40,6 +40,7 @@ complete -c regcache -n "__fish_regcache_needs_command" -f -a "restore" -d 'Rest
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "copy" -d 'Copy, merge, convert, recompress or slim BuildKit caches'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
+complete -c regcache -n "__fish_regcache_needs_command" -f -a "prune" -d 'Delete old cache tags from a registry repository or a local cache directory'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c regcache -n "__fish_regcache_using_subcommand save" -l cache-to -d 'Where to save (repeatable)' -r
 complete -c regcache -n "__fish_regcache_using_subcommand save" -l progress -d 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)' -r -f -a "auto\t''
@@ -110,9 +111,27 @@ complete -c regcache -n "__fish_regcache_using_subcommand inspect" -l json -d 'P
 complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
 complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
 complete -c regcache -n "__fish_regcache_using_subcommand inspect" -s h -l help -d 'Print help'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect help" -f -a "save" -d 'Save directories to every --cache-to'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect help" -f -a "restore" -d 'Restore directories from the first --cache-from that holds each'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect help" -f -a "copy" -d 'Copy, merge, convert, recompress or slim BuildKit caches'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect help" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect help" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -l keep -d 'Keep the newest N matching caches (by their own creation time)' -r
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -l older-than -d 'Delete only caches created more than DURATION ago: 7d, 36h, 90m, 1h30m, 2weeks' -r
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -l tag -d 'Only tags matching PATTERN, a glob (`*`, `?`) over the whole tag (repeatable) [default: every tag]' -r
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -l exclude -d 'Never touch tags matching PATTERN, even when --tag matches them (repeatable)' -r
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -l progress -d 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)' -r -f -a "auto\t''
+tty\t''
+plain\t''
+quiet\t''"
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -l metadata-file -d 'Write a JSON summary of what was restored, run and saved to FILE (see docs/metadata.md), as `docker buildx build --metadata-file` does' -r -F
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -l insecure-registry -d 'Talk plain HTTP to this registry (repeatable), as dockerd\'s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it' -r
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -l jobs -d 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]' -r
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -l blobs-only -d 'Local directories only: remove the blobs no tag references, and no tag'
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -l dry-run -d 'List what would be deleted, and delete nothing'
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -l json -d 'Print the report as one JSON object instead of the table (see docs/prune.md)'
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
+complete -c regcache -n "__fish_regcache_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "save" -d 'Save directories to every --cache-to'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "restore" -d 'Restore directories from the first --cache-from that holds each'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "copy" -d 'Copy, merge, convert, recompress or slim BuildKit caches'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "prune" -d 'Delete old cache tags from a registry repository or a local cache directory'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -138,6 +138,34 @@ come from the terminal, which sends them to COMMAND itself.",
     /// Show what a cache holds: form, layers, records, entries.
     #[command(after_help = SPEC_HELP)]
     Inspect(InspectArgs),
+
+    /// Delete old cache tags from a registry repository or a local cache directory.
+    #[command(
+        long_about = "Delete old cache tags from a registry repository, or from a local cache \
+directory together with the blobs no remaining tag references.\n\n\
+The tags matching --tag (every tag by default, minus --exclude) are read as cache images. \
+A cache's age is its own creation time: the newest createdAt of its config's results, else \
+the newest buildkit/createdat layer annotation. The newest --keep N stay, and so do those \
+younger than --older-than; with both, a cache goes only when neither keeps it. A tag that is \
+not a cache, that cannot be read, or whose cache records no creation time is never deleted.\n\n\
+In a registry a manifest is deleted by digest (DELETE /v2/NAME/manifests/DIGEST), which \
+removes every tag pointing at it: a manifest that a kept or unmatched tag also points at \
+stays. The registry must allow deletes (Distribution: storage.delete.enabled) and frees the \
+blobs when its garbage collection runs. In a local directory the index.json entries go under \
+the exporter's lock, then every blob no remaining manifest references, as buildx's \
+reset=true does; --blobs-only does only the latter. Do not prune a directory while a save \
+is writing to it.\n\n\
+The table goes to stdout, the summary to stderr; --json prints one object instead \
+(docs/prune.md), and --metadata-file writes the same object.",
+        after_help = "TARGET: a repository (ghcr.io/org/app, type=registry,ref=ghcr.io/org/app) or a \
+local directory (type=local,dest=DIR or type=local,src=DIR), without a tag.\n\n\
+Examples:\n  \
+regcache prune --dry-run --tag 'cache-*' --keep 5 ghcr.io/org/app\n  \
+regcache prune --tag 'cache-pr-*' --older-than 7d ghcr.io/org/app\n  \
+regcache prune --keep 3 --exclude main type=local,dest=/cache/app\n  \
+regcache prune --blobs-only type=local,dest=/cache/app"
+    )]
+    Prune(PruneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -245,6 +273,59 @@ pub struct InspectArgs {
     /// The cache to inspect, as a --cache-from spec.
     #[arg(value_name = "SPEC")]
     pub spec: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep the newest N matching caches (by their own creation time).
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+
+    /// Delete only caches created more than DURATION ago: 7d, 36h, 90m, 1h30m, 2weeks.
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    pub older_than: Option<AgeLimit>,
+
+    /// Only tags matching PATTERN, a glob (`*`, `?`) over the whole tag (repeatable)
+    /// [default: every tag].
+    #[arg(long = "tag", value_name = "PATTERN")]
+    pub tags: Vec<String>,
+
+    /// Never touch tags matching PATTERN, even when --tag matches them (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+
+    /// Local directories only: remove the blobs no tag references, and no tag.
+    #[arg(long, conflicts_with_all = ["keep", "older_than", "tags", "exclude"])]
+    pub blobs_only: bool,
+
+    /// List what would be deleted, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the report as one JSON object instead of the table (see docs/prune.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// The repository or directory to prune, without a tag.
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+}
+
+/// `--older-than`: the duration, and how it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgeLimit {
+    pub duration: std::time::Duration,
+    pub text: String,
+}
+
+fn parse_age(value: &str) -> Result<AgeLimit, String> {
+    let text = value.trim();
+    let duration = humantime::parse_duration(text)
+        .map_err(|err| format!("{err}; write a duration such as 7d, 36h, 90m or 1h30m"))?;
+    Ok(AgeLimit {
+        duration,
+        text: text.to_string(),
+    })
 }
 
 /// `--progress`, as buildx spells it.

@@ -17,10 +17,11 @@ use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
 use regcache::cli::{
-    Cli, Command, CopyArgs, InspectArgs, ProgressMode, RestoreArgs, RunArgs, SaveArgs,
+    Cli, Command, CopyArgs, InspectArgs, ProgressMode, PruneArgs, RestoreArgs, RunArgs, SaveArgs,
 };
 use regcache::ops::copy::{CopyOptions, copy};
 use regcache::ops::plan::Plan;
+use regcache::ops::prune::{Policy, PruneOptions, PruneTarget, prune};
 use regcache::ops::report::{Outcome, SaveState, write_metadata};
 use regcache::ops::restore::{RestoreOptions, restore};
 use regcache::ops::run::{RunOptions, SaveOutcome, run as run_command};
@@ -87,6 +88,8 @@ struct Context {
     progress: Arc<dyn Progress>,
     metadata_file: Option<PathBuf>,
     started: Instant,
+    /// `--progress quiet` / `-q`.
+    quiet: bool,
 }
 
 /// How a command ended: its status, what to tell the user and what to
@@ -161,6 +164,7 @@ async fn dispatch(cli: Cli, mode: ProgressMode, color: bool) -> u8 {
         progress: Arc::clone(&progress),
         metadata_file: cli.metadata_file.clone(),
         started,
+        quiet,
     };
     let finished = match cli.command {
         Command::Save(args) => cmd_save(args, &ctx).await,
@@ -168,6 +172,7 @@ async fn dispatch(cli: Cli, mode: ProgressMode, color: bool) -> u8 {
         Command::Copy(args) => cmd_copy(args, &ctx).await,
         Command::Run(args) => cmd_run(args, &ctx).await,
         Command::Inspect(args) => cmd_inspect(args, &ctx).await,
+        Command::Prune(args) => cmd_prune(args, &ctx).await,
     };
     // The bars leave the screen before the summary is printed under them.
     progress.clear();
@@ -556,6 +561,78 @@ async fn cmd_inspect(args: InspectArgs, ctx: &Context) -> Finished {
     match written {
         Ok(()) => Finished::ok(),
         Err(e) => OpsError::Failed(format!("writing to stdout: {e}")).into(),
+    }
+}
+
+async fn cmd_prune(args: PruneArgs, ctx: &Context) -> Finished {
+    if !args.blobs_only && args.keep.is_none() && args.older_than.is_none() {
+        return OpsError::Usage {
+            message: "prune needs --keep N and/or --older-than DURATION to know what to keep"
+                .into(),
+            hint: Some(
+                "e.g. `regcache prune --dry-run --keep 5 --older-than 7d --tag 'cache-*' TARGET`; \
+                 --blobs-only removes only unreferenced blobs of a local directory"
+                    .into(),
+            ),
+        }
+        .into();
+    }
+    let target = match PruneTarget::parse(&args.target) {
+        Ok(target) => target,
+        Err(err) => return err.into(),
+    };
+    if args.blobs_only && matches!(target, PruneTarget::Registry { .. }) {
+        return OpsError::Usage {
+            message: "--blobs-only is for local directories".into(),
+            hint: Some(
+                "a registry frees unreferenced blobs itself, when its garbage collection runs \
+                 (Distribution: `registry garbage-collect`)"
+                    .into(),
+            ),
+        }
+        .into();
+    }
+    let (report, error) = prune(PruneOptions {
+        target,
+        policy: Policy {
+            keep: args.keep,
+            older_than: args.older_than.as_ref().map(|a| a.duration),
+            older_than_text: args.older_than.map(|a| a.text),
+            tags: args.tags,
+            exclude: args.exclude,
+        },
+        blobs_only: args.blobs_only,
+        dry_run: args.dry_run,
+        store: ctx.store.clone(),
+        now: std::time::SystemTime::now(),
+    })
+    .await;
+    let json = report.to_json(ctx.started.elapsed().as_secs_f64());
+    let mut stdout = std::io::stdout().lock();
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &json)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln!(stdout))
+    } else if ctx.quiet {
+        Ok(())
+    } else {
+        write!(stdout, "{}", report.render_table())
+    };
+    drop(stdout);
+    let error = match (error, written) {
+        (Some(err), _) => Some(err),
+        (None, Err(e)) => Some(OpsError::Failed(format!("writing to stdout: {e}"))),
+        (None, Ok(())) => None,
+    };
+    Finished {
+        code: error
+            .as_ref()
+            .map_or(0, |err| u8::try_from(err.exit_code()).unwrap_or(1)),
+        // With --json the object says it all; stderr keeps notes only.
+        summary: (!args.json && (error.is_none() || !report.tags.is_empty()))
+            .then(|| report.summary()),
+        metadata: Some(json),
+        error,
     }
 }
 

@@ -1,11 +1,13 @@
 //! The commands, written against the [`CacheStore`](crate::store::CacheStore)
-//! trait: `save` exports, `restore` imports tolerantly, `inspect` reports.
+//! trait: `save` exports, `restore` imports tolerantly, `inspect` reports,
+//! `prune` removes old cache tags.
 
 pub mod copy;
 pub mod entry_path;
 pub mod import;
 pub mod inspect;
 pub mod plan;
+pub mod prune;
 pub mod report;
 pub mod restore;
 pub mod run;

@@ -2,6 +2,7 @@
 //! local cache (`oci-layout`, `index.json` naming manifests by
 //! `org.opencontainers.image.ref.name`, blobs under `blobs/sha256/`).
 
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -248,6 +249,285 @@ impl LocalStore {
             .map_err(|err| self.io_error("writing", &index_path, err));
         let _ = lock.unlock();
         written
+    }
+}
+
+/// One entry of `index.json`: the tag it carries, if any, and the manifest
+/// it names.
+#[derive(Debug, Clone)]
+pub struct IndexEntry {
+    pub tag: Option<String>,
+    pub descriptor: Descriptor,
+}
+
+/// What [`LocalStore::prune`] did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default)]
+pub struct LocalPrune {
+    /// The index entries removed, as `(tag, digest)`.
+    pub removed_tags: Vec<(String, Digest)>,
+    /// Blobs no remaining manifest references, with their sizes: removed,
+    /// or to be removed in a dry run.
+    pub removed_blobs: Vec<(Digest, u64)>,
+    /// Blobs still referenced.
+    pub kept_blobs: usize,
+    /// Why no blob was removed although some may be unreferenced: a
+    /// remaining manifest could not be read, so what it references is
+    /// unknown.
+    pub blobs_skipped: Option<String>,
+}
+
+/// Media types whose blobs name further blobs: followed by the walk that
+/// finds what a layout still references.
+const MANIFEST_LIKE: [&str; 5] = [
+    media_types::OCI_MANIFEST,
+    media_types::OCI_INDEX,
+    media_types::DOCKER_MANIFEST,
+    media_types::DOCKER_MANIFEST_LIST,
+    "application/vnd.oci.artifact.manifest.v1+json",
+];
+
+impl LocalStore {
+    /// The layout directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every entry of `index.json`, in file order; `None` when there is no
+    /// `index.json`. Entries that are not descriptors are skipped.
+    pub fn index_entries(&self) -> Result<Option<Vec<IndexEntry>>, StoreError> {
+        let Some(index) = self.read_index()? else {
+            return Ok(None);
+        };
+        let manifests = index
+            .get("manifests")
+            .and_then(Value::as_array)
+            .ok_or_else(|| self.invalid("index.json has no manifests array"))?;
+        let mut entries = Vec::new();
+        for entry in manifests {
+            match serde_json::from_value::<Descriptor>(entry.clone()) {
+                Ok(descriptor) => entries.push(IndexEntry {
+                    tag: descriptor
+                        .annotations
+                        .get(media_types::ANNOTATION_REF_NAME)
+                        .cloned(),
+                    descriptor,
+                }),
+                Err(err) => {
+                    tracing::debug!("{}: unreadable index entry: {err}", self.describe())
+                }
+            }
+        }
+        Ok(Some(entries))
+    }
+
+    /// The manifest an index entry names, checked against its digest.
+    pub fn read_manifest(&self, descriptor: &Descriptor) -> Result<RawManifest, StoreError> {
+        let bytes = self.read_verified(&descriptor.digest, Some(descriptor.size))?;
+        Ok(RawManifest::new(descriptor.media_type.clone(), bytes))
+    }
+
+    /// Removes the index entries carrying each `(tag, digest)` (an entry
+    /// whose tag has meanwhile moved to another manifest stays), then every
+    /// blob under `blobs/sha256` that no remaining manifest references,
+    /// following index manifests to their children: what buildx's
+    /// `reset=true` leaves. Runs under the exporter's lock on `oci-layout`,
+    /// and `index.json` is replaced atomically. `dry_run`: computes the same
+    /// and touches nothing.
+    pub fn prune(
+        &self,
+        remove: &[(String, Digest)],
+        dry_run: bool,
+    ) -> Result<LocalPrune, StoreError> {
+        let lock_path = self.root.join(LAYOUT_FILE);
+        let lock = OpenOptions::new()
+            .read(true)
+            .open(&lock_path)
+            .map_err(|err| self.io_error("opening", &lock_path, err))?;
+        if dry_run {
+            lock.lock_shared()
+        } else {
+            lock.lock()
+        }
+        .map_err(|err| self.io_error("locking", &lock_path, err))?;
+        let result = self.prune_locked(remove, dry_run);
+        let _ = lock.unlock();
+        result
+    }
+
+    fn prune_locked(
+        &self,
+        remove: &[(String, Digest)],
+        dry_run: bool,
+    ) -> Result<LocalPrune, StoreError> {
+        let mut outcome = LocalPrune::default();
+        let mut index = self
+            .read_index()?
+            .ok_or_else(|| self.invalid("no index.json: not an OCI layout"))?;
+        let manifests = index
+            .get_mut("manifests")
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| self.invalid("index.json has no manifests array"))?;
+        let wanted: HashSet<(&str, String)> = remove
+            .iter()
+            .map(|(tag, digest)| (tag.as_str(), digest.to_string()))
+            .collect();
+        manifests.retain(|entry| {
+            let tag = entry
+                .get("annotations")
+                .and_then(|a| a.get(media_types::ANNOTATION_REF_NAME))
+                .and_then(Value::as_str);
+            let digest = entry.get("digest").and_then(Value::as_str);
+            let (Some(tag), Some(digest)) = (tag, digest) else {
+                return true;
+            };
+            if wanted.contains(&(tag, digest.to_string())) {
+                if let Ok(digest) = digest.parse::<Digest>() {
+                    outcome.removed_tags.push((tag.to_string(), digest));
+                }
+                return false;
+            }
+            true
+        });
+        let remaining: Vec<Value> = manifests.clone();
+        if !dry_run && !outcome.removed_tags.is_empty() {
+            let bytes = serde_json::to_vec(&index)
+                .map_err(|err| self.invalid(&format!("cannot encode index.json: {err}")))?;
+            let index_path = self.root.join(INDEX_FILE);
+            write_atomically(&index_path, &bytes)
+                .map_err(|err| self.io_error("writing", &index_path, err))?;
+        }
+        let referenced = match self.referenced_blobs(&remaining) {
+            Ok(referenced) => referenced,
+            Err(reason) => {
+                outcome.blobs_skipped = Some(reason);
+                return Ok(outcome);
+            }
+        };
+        for (digest, size) in self.stored_blobs()? {
+            if referenced.contains(&digest) {
+                outcome.kept_blobs += 1;
+                continue;
+            }
+            if !dry_run {
+                let path = self.blob_path(&digest);
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(self.io_error("removing", &path, err)),
+                }
+            }
+            outcome.removed_blobs.push((digest, size));
+        }
+        Ok(outcome)
+    }
+
+    /// Every sha256 blob in the layout, with its size. Temporary files of
+    /// writers in progress (`.tmp-…`) are not blobs.
+    fn stored_blobs(&self) -> Result<BTreeMap<Digest, u64>, StoreError> {
+        let dir = self.blob_dir();
+        let mut blobs = BTreeMap::new();
+        let listing = match fs::read_dir(&dir) {
+            Ok(listing) => listing,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(blobs),
+            Err(err) => return Err(self.io_error("listing", &dir, err)),
+        };
+        for entry in listing {
+            let entry = entry.map_err(|err| self.io_error("listing", &dir, err))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Ok(digest) = format!("sha256:{name}").parse::<Digest>() else {
+                continue;
+            };
+            let meta = entry
+                .metadata()
+                .map_err(|err| self.io_error("reading", &entry.path(), err))?;
+            if meta.is_file() {
+                blobs.insert(digest, meta.len());
+            }
+        }
+        Ok(blobs)
+    }
+
+    /// The digests the index entries reference, directly or through the
+    /// manifests and indexes they name. `Err`: a manifest could not be
+    /// read, so the set is incomplete and nothing may be removed.
+    fn referenced_blobs(&self, entries: &[Value]) -> Result<HashSet<Digest>, String> {
+        let mut referenced = HashSet::new();
+        let mut queue: Vec<(Digest, Option<String>)> = Vec::new();
+        collect_descriptors(entries, &mut referenced, &mut queue, true);
+        let mut walked = HashSet::new();
+        while let Some((digest, media_type)) = queue.pop() {
+            if !walked.insert(digest.clone()) {
+                continue;
+            }
+            let path = self.blob_path(&digest);
+            let bytes = match fs::metadata(&path) {
+                Ok(meta) if meta.len() <= super::MAX_SMALL_BLOB => {
+                    fs::read(&path).map_err(|err| format!("manifest {digest}: {err}"))?
+                }
+                Ok(meta) => {
+                    return Err(format!(
+                        "manifest {digest} has {} bytes, too many to read",
+                        meta.len()
+                    ));
+                }
+                Err(err) => return Err(format!("manifest {digest} is missing: {err}")),
+            };
+            let value: Value = serde_json::from_slice(&bytes).map_err(|err| {
+                format!(
+                    "manifest {digest} ({}) is not JSON: {err}",
+                    media_type.as_deref().unwrap_or("no media type")
+                )
+            })?;
+            for key in ["config", "subject"] {
+                if let Some(child) = value.get(key) {
+                    collect_descriptors(
+                        std::slice::from_ref(child),
+                        &mut referenced,
+                        &mut queue,
+                        false,
+                    );
+                }
+            }
+            for key in ["layers", "manifests", "blobs"] {
+                if let Some(children) = value.get(key).and_then(Value::as_array) {
+                    collect_descriptors(children, &mut referenced, &mut queue, false);
+                }
+            }
+        }
+        Ok(referenced)
+    }
+}
+
+/// Adds each descriptor's digest to `referenced`, and queues those whose
+/// media type names more blobs (`top`: index.json's entries, which are
+/// manifests whatever they say).
+fn collect_descriptors(
+    descriptors: &[Value],
+    referenced: &mut HashSet<Digest>,
+    queue: &mut Vec<(Digest, Option<String>)>,
+    top: bool,
+) {
+    for descriptor in descriptors {
+        let Some(digest) = descriptor
+            .get("digest")
+            .and_then(Value::as_str)
+            .and_then(|d| d.parse::<Digest>().ok())
+        else {
+            continue;
+        };
+        let media_type = descriptor
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        referenced.insert(digest.clone());
+        if top
+            || media_type
+                .as_deref()
+                .is_some_and(|t| MANIFEST_LIKE.contains(&t))
+        {
+            queue.push((digest, media_type));
+        }
     }
 }
 

@@ -184,6 +184,12 @@ impl Scopes {
         Scopes::push(to).with(from, &["pull"])
     }
 
+    /// Deleting manifests (`prune`): Distribution's token servers grant
+    /// it as the `delete` action.
+    pub fn delete(repository: &str) -> Scopes {
+        Scopes::default().with(repository, &["pull", "delete"])
+    }
+
     pub fn none() -> Scopes {
         Scopes::default()
     }

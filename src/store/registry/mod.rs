@@ -7,12 +7,14 @@
 //! - `auth`, `credentials`: challenges and tokens; docker's config and helpers.
 //! - `upload`, `download`: blobs, chunked and resumable both ways.
 //! - `retry`, `error`: backoff, `Retry-After`, the registry's error text.
+//! - `manage`: listing tags and deleting manifests, for `prune`.
 
 pub mod auth;
 pub mod client;
 pub mod credentials;
 pub mod download;
 pub mod error;
+pub mod manage;
 pub mod retry;
 #[cfg(test)]
 mod test_server;
