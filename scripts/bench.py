@@ -53,6 +53,7 @@ def start_registry(work):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    os.makedirs(work, exist_ok=True)
     config = os.path.join(work, "registry.yml")
     with open(config, "w") as f:
         f.write(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
@@ -108,7 +109,7 @@ def main():
     parser.add_argument("bin")
     parser.add_argument("tree", nargs="?")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--size", type=int, default=600, help="MB of target/debug to use")
+    parser.add_argument("--size", type=int, default=700, help="MB of target/debug to use")
     args = parser.parse_args()
     binary = os.path.abspath(args.bin)
     sample_dir = None
@@ -177,6 +178,27 @@ def main():
             "regcache restore (registry)",
             f"{binary} restore -q --cache-from {host}/bench/cold0:cache",
             args.runs, cwd=out, before=fresh_out)
+        # copy: an uncompressed cache of the whole tree (a cache of about
+        # --size MB), copied to another repository of the same registry
+        # (blobs mounted) and to a second registry (blobs streamed).
+        run(f"{binary} save -q --cache-to type=registry,ref={host}/bench/big:cache,"
+            f"compression=uncompressed {name}", cwd=parent)
+        second, second_host = start_registry(os.path.join(work, "second"))
+        try:
+            print("copy")
+            copy_mount, _ = best(
+                "copy, same registry (mount)",
+                f"{binary} copy -q --cache-from {host}/bench/big:cache "
+                f"--cache-to type=registry,ref={host}/bench/copy$RANDOM:cache,mode=max",
+                args.runs)
+            copy_stream, copy_rss = best(
+                "copy, other registry (stream)",
+                f"{binary} copy -q --cache-from {host}/bench/big:cache "
+                f"--cache-to type=registry,ref={second_host}/bench/copy$RANDOM:cache,mode=max",
+                args.runs)
+        finally:
+            second.kill()
+            second.wait()
         cache_size = tree_size(cache)
         print()
         print(f"compressed: floor {os.path.getsize(archive) / 1e6:.0f} MB, regcache {cache_size / 1e6:.0f} MB")
@@ -184,6 +206,8 @@ def main():
         print(f"restore ratio {ours_restore / floor_restore:5.2f}x  (target <= 1.5x)   peak RSS {ours_restore_rss:6.1f} MiB (floor {floor_restore_rss:.1f})")
         print(f"registry save    {ours_reg_save / floor_save:5.2f}x  (target <= 1.5x)   peak RSS {ours_reg_save_rss:6.1f} MiB (target <= 100)")
         print(f"registry restore {ours_reg_restore / floor_restore:5.2f}x  (target <= 1.5x)   peak RSS {ours_reg_restore_rss:6.1f} MiB (target <= 100)")
+        print(f"copy of the {size / 1e6:.0f} MB uncompressed cache: same registry {copy_mount:.2f}s, "
+              f"other registry {copy_stream:.2f}s (peak RSS {copy_rss:.1f} MiB)")
     finally:
         if registry is not None:
             registry.kill()
