@@ -178,12 +178,109 @@ impl<W: Write> Write for Counter<W> {
     }
 }
 
-enum Sink<W: Write> {
-    /// Between members: the count is the next member's offset.
-    Idle(Counter<W>),
-    Open(flate2::write::GzEncoder<Counter<W>>),
-    /// A member failed to finish; nothing more can be written.
-    Broken,
+/// Gzip members back to back, with one deflate state reset between them
+/// rather than built anew for every file.
+struct Members<W> {
+    out: Counter<W>,
+    z: flate2::Compress,
+    level: u32,
+    buf: Vec<u8>,
+    /// The open member's CRC32 and length; `None` between members.
+    open: Option<flate2::Crc>,
+    /// A write failed: the stream is cut somewhere unknown.
+    broken: bool,
+}
+
+impl<W: Write> Members<W> {
+    fn new(out: W, level: u32) -> Self {
+        Members {
+            out: Counter {
+                inner: out,
+                count: 0,
+            },
+            z: flate2::Compress::new(flate2::Compression::new(level), false),
+            level,
+            buf: Vec::with_capacity(64 * 1024),
+            open: None,
+            broken: false,
+        }
+    }
+
+    /// Compresses `data` into the open member, opening one if needed.
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let result = self.write_inner(data);
+        self.broken |= result.is_err();
+        result
+    }
+
+    fn write_inner(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.broken {
+            return Err(broken());
+        }
+        if self.open.is_none() {
+            self.out.write_all(&gzip_header(self.level))?;
+            self.open = Some(flate2::Crc::new());
+        }
+        if let Some(crc) = self.open.as_mut() {
+            crc.update(data);
+        }
+        self.deflate(data, flate2::FlushCompress::None)
+    }
+
+    /// Ends the open member, if any; returns the offset of the next one.
+    fn close(&mut self) -> io::Result<u64> {
+        let result = self.close_inner();
+        self.broken |= result.is_err();
+        result
+    }
+
+    fn close_inner(&mut self) -> io::Result<u64> {
+        if self.broken {
+            return Err(broken());
+        }
+        if let Some(crc) = self.open.take() {
+            self.deflate(&[], flate2::FlushCompress::Finish)?;
+            self.out.write_all(&crc.sum().to_le_bytes())?;
+            self.out.write_all(&crc.amount().to_le_bytes())?;
+            self.z.reset();
+        }
+        Ok(self.out.count)
+    }
+
+    fn deflate(&mut self, mut input: &[u8], flush: flate2::FlushCompress) -> io::Result<()> {
+        loop {
+            self.buf.clear();
+            let before = self.z.total_in();
+            let status = self
+                .z
+                .compress_vec(input, &mut self.buf, flush)
+                .map_err(io::Error::other)?;
+            let consumed = usize::try_from(self.z.total_in() - before).unwrap_or(usize::MAX);
+            input = &input[consumed.min(input.len())..];
+            self.out.write_all(&self.buf)?;
+            let done = match flush {
+                flate2::FlushCompress::Finish => status == flate2::Status::StreamEnd,
+                _ => input.is_empty() && self.buf.len() < self.buf.capacity(),
+            };
+            if done {
+                return Ok(());
+            }
+            if consumed == 0 && self.buf.is_empty() {
+                return Err(io::Error::other("deflate made no progress"));
+            }
+        }
+    }
+}
+
+/// A gzip member header as Go's compress/gzip writes it with no name, no
+/// time and OS "unknown"; XFL marks the best (9) and fastest (1) levels.
+fn gzip_header(level: u32) -> [u8; 10] {
+    let xfl = match level {
+        9 => 2,
+        1 => 4,
+        _ => 0,
+    };
+    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]
 }
 
 /// The regular file whose content is being written.
@@ -201,8 +298,7 @@ struct OpenFile {
 /// everything else (headers, padding, the end-of-archive marker) goes
 /// through [`EstargzWriter::write_raw`]. The same calls give the same bytes.
 pub struct EstargzWriter<W: Write> {
-    sink: Sink<W>,
-    level: flate2::Compression,
+    members: Members<W>,
     chunk_size: u64,
     /// The whole uncompressed stream.
     diff: Hasher,
@@ -215,11 +311,7 @@ impl<W: Write> EstargzWriter<W> {
     pub fn new(out: W, level: Option<u32>) -> io::Result<Self> {
         check_level(Compression::Estargz, level)?;
         Ok(EstargzWriter {
-            sink: Sink::Idle(Counter {
-                inner: out,
-                count: 0,
-            }),
-            level: flate2::Compression::new(level.unwrap_or(DEFAULT_GZIP_LEVEL)),
+            members: Members::new(out, level.unwrap_or(DEFAULT_GZIP_LEVEL)),
             chunk_size: DEFAULT_CHUNK_SIZE,
             diff: Hasher::new(),
             toc: Vec::new(),
@@ -241,7 +333,7 @@ impl<W: Write> EstargzWriter<W> {
             return Ok(());
         }
         self.diff.update(bytes);
-        self.member()?.write_all(bytes)
+        self.members.write(bytes)
     }
 
     /// Records the TOC entry of the tar entry whose header was (or is about
@@ -299,7 +391,7 @@ impl<W: Write> EstargzWriter<W> {
             hasher.update(now);
             whole.update(now);
             self.diff.update(now);
-            self.member()?.write_all(now)?;
+            self.members.write(now)?;
             bytes = rest;
         }
         Ok(())
@@ -308,7 +400,7 @@ impl<W: Write> EstargzWriter<W> {
     /// Ends the open member and starts the next chunk of the current file
     /// in a new one, at a known offset.
     fn start_chunk(&mut self) -> io::Result<()> {
-        let offset = self.close_member()?;
+        let offset = self.members.close()?;
         let chunk_size = self.chunk_size;
         let Some(file) = self.file.as_mut() else {
             return Err(io::Error::other("estargz: no file open"));
@@ -345,39 +437,11 @@ impl<W: Write> EstargzWriter<W> {
         entry.digest = digest.to_string();
     }
 
-    fn member(&mut self) -> io::Result<&mut flate2::write::GzEncoder<Counter<W>>> {
-        if matches!(self.sink, Sink::Idle(_))
-            && let Sink::Idle(counter) = std::mem::replace(&mut self.sink, Sink::Broken)
-        {
-            let encoder = flate2::GzBuilder::new()
-                .mtime(0)
-                .operating_system(255)
-                .write(counter, self.level);
-            self.sink = Sink::Open(encoder);
-        }
-        match &mut self.sink {
-            Sink::Open(encoder) => Ok(encoder),
-            _ => Err(broken()),
-        }
-    }
-
-    /// Finishes the open member, if any; returns the offset of the next.
-    fn close_member(&mut self) -> io::Result<u64> {
-        let counter = match std::mem::replace(&mut self.sink, Sink::Broken) {
-            Sink::Open(encoder) => encoder.finish()?,
-            Sink::Idle(counter) => counter,
-            Sink::Broken => return Err(broken()),
-        };
-        let offset = counter.count;
-        self.sink = Sink::Idle(counter);
-        Ok(offset)
-    }
-
     /// Writes the TOC member and the footer; returns the output and what
     /// the layer's descriptor needs.
     pub fn finish(mut self) -> io::Result<(W, EstargzInfo)> {
         self.end_file();
-        let toc_offset = self.close_member()?;
+        let toc_offset = self.members.close()?;
         let toc = Toc {
             version: 1,
             entries: std::mem::take(&mut self.toc),
@@ -390,10 +454,8 @@ impl<W: Write> EstargzWriter<W> {
         tar.resize(tar.len() + padding(json.len() as u64), 0);
         tar.extend_from_slice(&END_OF_ARCHIVE);
         self.write_raw(&tar)?;
-        self.close_member()?;
-        let Sink::Idle(mut counter) = std::mem::replace(&mut self.sink, Sink::Broken) else {
-            return Err(broken());
-        };
+        self.members.close()?;
+        let mut counter = self.members.out;
         counter.write_all(&footer(toc_offset))?;
         let (diff_id, uncompressed_size) = self.diff.finish();
         let info = EstargzInfo {
@@ -550,7 +612,17 @@ pub fn tar_to_estargz<R: Read, W: Write>(
     out: W,
     level: Option<u32>,
 ) -> io::Result<EstargzInfo> {
-    let mut writer = EstargzWriter::new(out, level)?;
+    tar_to_estargz_chunked(tar, out, level, DEFAULT_CHUNK_SIZE)
+}
+
+/// [`tar_to_estargz`] with files cut into pieces of `chunk_size` bytes.
+pub fn tar_to_estargz_chunked<R: Read, W: Write>(
+    tar: R,
+    out: W,
+    level: Option<u32>,
+    chunk_size: u64,
+) -> io::Result<EstargzInfo> {
+    let mut writer = EstargzWriter::new(out, level)?.with_chunk_size(chunk_size);
     let log = Rc::new(RefCell::new(Log::default()));
     let mut reader = TarReader::new(Recorder {
         inner: BufReader::with_capacity(IO_BUFFER, tar),
