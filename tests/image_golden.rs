@@ -512,6 +512,7 @@ fn builder_reproduces_buildkit_layer_tables() {
                             .parse()
                             .unwrap(),
                         uncompressed_size: 0,
+                        toc_digest: None,
                     }
                 })
                 .collect();

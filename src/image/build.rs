@@ -10,9 +10,9 @@ use super::descriptor::Descriptor;
 use super::entries::{EntriesBlob, EntryMeta, entry_record_digest};
 use super::manifest::{CacheImage, Form, RawManifest};
 use super::media_types::{
-    ANNOTATION_CREATED_AT, ANNOTATION_REGCACHE_MODE, ANNOTATION_REGCACHE_VERSION,
-    ANNOTATION_UNCOMPRESSED, ANNOTATION_UNCOMPRESSED_SIZE, CACHE_CONFIG, REGCACHE_ENTRIES,
-    layer_media_type,
+    ANNOTATION_CREATED_AT, ANNOTATION_ESTARGZ_UNCOMPRESSED_SIZE, ANNOTATION_REGCACHE_MODE,
+    ANNOTATION_REGCACHE_VERSION, ANNOTATION_STARGZ_TOC, ANNOTATION_UNCOMPRESSED,
+    ANNOTATION_UNCOMPRESSED_SIZE, CACHE_CONFIG, REGCACHE_ENTRIES, layer_media_type,
 };
 use crate::compression::Compression;
 use crate::digest::Digest;
@@ -25,6 +25,8 @@ pub struct BuiltLayer {
     /// Digest of the uncompressed tar.
     pub diff_id: Digest,
     pub uncompressed_size: u64,
+    /// eStargz layers only: the digest of the TOC JSON.
+    pub toc_digest: Option<Digest>,
 }
 
 /// One saved PATH and its layer chain.
@@ -108,15 +110,24 @@ pub fn build_cache_image(
         let built = blobs
             .get(&layer.blob)
             .ok_or_else(|| ImageError::Build(format!("layer {} is in no entry", layer.blob)))?;
-        descriptors.push(
-            Descriptor::new(media_type, built.digest.clone(), built.size)
-                .with_annotation(ANNOTATION_CREATED_AT, params.created_at.as_str())
-                .with_annotation(ANNOTATION_UNCOMPRESSED, built.diff_id.to_string())
+        let mut descriptor = Descriptor::new(media_type, built.digest.clone(), built.size)
+            .with_annotation(ANNOTATION_CREATED_AT, params.created_at.as_str())
+            .with_annotation(ANNOTATION_UNCOMPRESSED, built.diff_id.to_string())
+            .with_annotation(
+                ANNOTATION_UNCOMPRESSED_SIZE,
+                built.uncompressed_size.to_string(),
+            );
+        // What BuildKit adds to an eStargz layer, and how readers tell it
+        // from plain gzip.
+        if let Some(toc) = &built.toc_digest {
+            descriptor = descriptor
+                .with_annotation(ANNOTATION_STARGZ_TOC, toc.to_string())
                 .with_annotation(
-                    ANNOTATION_UNCOMPRESSED_SIZE,
+                    ANNOTATION_ESTARGZ_UNCOMPRESSED_SIZE,
                     built.uncompressed_size.to_string(),
-                ),
-        );
+                );
+        }
+        descriptors.push(descriptor);
     }
     descriptors.push(entries_descriptor.clone());
 
@@ -328,6 +339,7 @@ mod tests {
             size: name.len() as u64 * 100,
             diff_id: Digest::of(format!("diff {name}").as_bytes()),
             uncompressed_size: name.len() as u64 * 1000,
+            toc_digest: None,
         }
     }
 

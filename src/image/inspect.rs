@@ -272,6 +272,7 @@ mod tests {
             size,
             diff_id: Digest::of(format!("diff {name}").as_bytes()),
             uncompressed_size: size * 3,
+            toc_digest: None,
         }
     }
 

@@ -110,13 +110,13 @@ pub fn compress_writer_with_workers<W: Write + Send>(
         }
         Compression::Estargz => Err(io::Error::new(
             io::ErrorKind::Unsupported,
-            "writing estargz layers is not supported yet; use compression=gzip or zstd",
+            "estargz cannot be written as a plain stream: it needs the tar entry boundaries (use layer::estargz)",
         )),
         Compression::Uncompressed => Ok(Encoder::Plain(w)),
     }
 }
 
-fn check_level(compression: Compression, level: Option<u32>) -> io::Result<()> {
+pub(crate) fn check_level(compression: Compression, level: Option<u32>) -> io::Result<()> {
     let (Some(level), Some(range)) = (level, compression.level_range()) else {
         return Ok(());
     };

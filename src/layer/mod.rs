@@ -2,10 +2,12 @@
 //! layer blobs, and safe restoring of (untrusted) layer blobs into one.
 //!
 //! - [`codec`]: gzip / zstd / uncompressed streams.
+//! - [`estargz`]: eStargz blobs (gzip members per file, TOC, footer).
 //! - [`pack`]: directory → parts → layer blobs, in parallel.
 //! - [`unpack`]: layer blobs → directory, verified and confined to its root.
 
 pub mod codec;
+pub mod estargz;
 pub mod pack;
 mod pax;
 mod safe_path;
@@ -18,6 +20,7 @@ pub mod unpack;
 mod unpack_tests;
 mod walk;
 
+pub use estargz::{EstargzInfo, tar_to_estargz};
 pub use pack::{
     DEFAULT_PART_SIZE, EntryStats, PackError, PackOptions, PackedEntry, PackedLayer, pack_dir,
 };

@@ -14,6 +14,7 @@ use crate::compression::Compression;
 use crate::digest::{Digest, HashingWriter};
 
 use super::codec::{IO_BUFFER, compress_writer_with_workers};
+use super::estargz::{EntryMeta, EntryType, EstargzWriter};
 use super::tar_write::{END_OF_ARCHIVE, EntryHeader, EntryKind, HeaderEncoder, padding};
 use super::walk::{Item, ItemKind, Part, item_path, walk};
 
@@ -63,6 +64,9 @@ pub struct PackedLayer {
     /// sha256 of the uncompressed tar.
     pub diff_id: Digest,
     pub uncompressed_size: u64,
+    /// eStargz layers only: the digest of the TOC JSON, for the layer's
+    /// `containerd.io/snapshot/stargz/toc.digest` annotation.
+    pub toc_digest: Option<Digest>,
 }
 
 #[derive(Clone, Debug)]
@@ -244,6 +248,9 @@ impl<'a> Worker<'a> {
                 source,
             })?;
         let (file, path) = temp.into_parts();
+        if self.opts.compression == Compression::Estargz {
+            return self.pack_estargz(part, cancel, file, path);
+        }
         let spool_err = |source: io::Error| PackError::Spool {
             path: path.to_path_buf(),
             source,
@@ -297,11 +304,99 @@ impl<'a> Worker<'a> {
                 size,
                 diff_id,
                 uncompressed_size,
+                toc_digest: None,
             },
         })
     }
 
-    fn write_item(&mut self, item: &Item, tar: &mut impl Write) -> Result<(), ItemError> {
+    /// Like the rest of [`Worker::pack`] for an eStargz layer: each file's
+    /// content in gzip members of its own, then the TOC and the footer.
+    fn pack_estargz(
+        &mut self,
+        part: &Part,
+        cancel: &AtomicBool,
+        file: std::fs::File,
+        path: tempfile::TempPath,
+    ) -> Result<Blob, PackError> {
+        let compression = Compression::Estargz;
+        let blob = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, file));
+        let mut est =
+            EstargzWriter::new(blob, self.opts.level).map_err(|source| PackError::Codec {
+                compression,
+                source,
+            })?;
+        for item in &part.items {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(PackError::Cancelled);
+            }
+            self.write_item_estargz(item, &mut est)
+                .map_err(|e| match e {
+                    ItemError::Pack(e) => e,
+                    ItemError::Write(source) => codec_or_spool(compression, &path, source),
+                })?;
+        }
+        est.write_raw(&END_OF_ARCHIVE)
+            .map_err(|e| codec_or_spool(compression, &path, e))?;
+        let (blob, info) = est
+            .finish()
+            .map_err(|e| codec_or_spool(compression, &path, e))?;
+        let (out, digest, size) = blob.finish();
+        out.into_inner().map_err(|e| PackError::Spool {
+            path: path.to_path_buf(),
+            source: e.into_error(),
+        })?;
+        tracing::debug!(part = part.index, entries = part.items.len(), %digest, size, uncompressed_size = info.uncompressed_size, toc = %info.toc_digest, "packed estargz layer");
+        Ok(Blob {
+            file: path,
+            layer: PackedLayer {
+                blob: PathBuf::new(),
+                digest,
+                size,
+                diff_id: info.diff_id,
+                uncompressed_size: info.uncompressed_size,
+                toc_digest: Some(info.toc_digest),
+            },
+        })
+    }
+
+    fn write_item_estargz<W: Write>(
+        &mut self,
+        item: &Item,
+        est: &mut EstargzWriter<W>,
+    ) -> Result<(), ItemError> {
+        self.encode_header(item);
+        est.write_raw(&self.header_buf).map_err(ItemError::Write)?;
+        let (kind, link): (EntryType, &[u8]) = match &item.kind {
+            ItemKind::Dir => (EntryType::Dir, b""),
+            ItemKind::File { .. } => (EntryType::Reg, b""),
+            ItemKind::Symlink { target } => (EntryType::Symlink, target),
+            ItemKind::Hardlink { target } => (EntryType::Hardlink, target),
+        };
+        // The TOC names an entry as its tar header does.
+        let dir_name;
+        let name = if kind == EntryType::Dir {
+            dir_name = [&item.path[..], b"/"].concat();
+            &dir_name[..]
+        } else {
+            &item.path[..]
+        };
+        est.begin_entry(&EntryMeta {
+            name,
+            kind,
+            mode: item.mode & 0o7777,
+            mtime: item.mtime,
+            link,
+        });
+        if let ItemKind::File { size } = item.kind {
+            self.copy_file(&item.path, size, &mut est.content())?;
+            est.write_raw(&END_OF_ARCHIVE[..padding(size)])
+                .map_err(ItemError::Write)?;
+        }
+        Ok(())
+    }
+
+    /// Puts the tar header(s) of `item` in `header_buf`.
+    fn encode_header(&mut self, item: &Item) {
         let kind = match &item.kind {
             ItemKind::Dir => EntryKind::Dir,
             ItemKind::File { size } => EntryKind::File { size: *size },
@@ -316,6 +411,10 @@ impl<'a> Worker<'a> {
             mtime: item.mtime,
         };
         self.headers.encode(&header, &mut self.header_buf);
+    }
+
+    fn write_item(&mut self, item: &Item, tar: &mut impl Write) -> Result<(), ItemError> {
+        self.encode_header(item);
         tar.write_all(&self.header_buf).map_err(ItemError::Write)?;
         if let ItemKind::File { size } = item.kind {
             self.copy_file(&item.path, size, tar)?;

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::import::{self, ImportOutcome, LoadedCache};
 use super::save::MountSource;
 use super::{OpsError, blocking, entry_path};
+use crate::compression::Compression;
 use crate::image::{entry_chain, media_types};
 use crate::layer::{EntryRestorer, EntryStats, LayerSource};
 use crate::progress::{BlobProgress, Progress, ProgressReader};
@@ -265,6 +266,19 @@ async fn restore_entry(
                 source.label, desc.digest, desc.media_type
             ))
         })?;
+        // eStargz shares gzip's media type; its TOC annotation tells it
+        // apart, and the restorer then skips the TOC and landmark files an
+        // eStargz tar may carry as entries.
+        let compression = match compression {
+            Compression::Gzip
+                if desc
+                    .annotations
+                    .contains_key(media_types::ANNOTATION_STARGZ_TOC) =>
+            {
+                Compression::Estargz
+            }
+            other => other,
+        };
         let diff_id = desc
             .annotations
             .get(media_types::ANNOTATION_UNCOMPRESSED)

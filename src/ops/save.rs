@@ -11,7 +11,6 @@ use serde::Serialize;
 pub use super::transfer::MountSource;
 use super::transfer::{Content, Upload, place_all};
 use super::{OpsError, blocking, entry_path};
-use crate::compression::Compression;
 use crate::digest::Digest;
 use crate::image::build::{BuildEntry, BuildParams, BuiltImage, BuiltLayer, build_cache_image};
 use crate::image::{Descriptor, Form};
@@ -112,7 +111,6 @@ struct PackedSet {
 }
 
 pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsError> {
-    refuse_unsupported(&options.cache_to)?;
     let (sources, skipped) = collect_paths(&options.paths, cwd);
     let mut report = SaveReport {
         entries: Vec::new(),
@@ -236,23 +234,6 @@ impl TargetReport {
             error_ignored: ignored,
         }
     }
-}
-
-/// Refuses, before any I/O, what parses but this build cannot write.
-fn refuse_unsupported(cache_to: &[CacheTo]) -> Result<(), OpsError> {
-    if let Some(spec) = cache_to
-        .iter()
-        .find(|s| s.params.compression == Compression::Estargz)
-    {
-        return Err(OpsError::Usage {
-            message: format!("--cache-to {spec}: compression=estargz is not supported by save yet"),
-            hint: Some(
-                "use compression=gzip (what estargz readers fall back to) or compression=zstd"
-                    .into(),
-            ),
-        });
-    }
-    Ok(())
 }
 
 /// The entries to save: each existing directory once, by its stored name.
@@ -391,6 +372,7 @@ async fn export(
                     size: l.size,
                     diff_id: l.diff_id.clone(),
                     uncompressed_size: l.uncompressed_size,
+                    toc_digest: l.toc_digest.clone(),
                 })
                 .collect(),
             files: entry.stats.files,
