@@ -11,7 +11,7 @@ comma-separated key=value fields (CSV quoting: \"dest=a,b\"), or a bare list \
 of registry refs. Types: registry (ref=…) and local (dest=… for --cache-to, \
 src=… for --cache-from; tag=…, default latest; digest=… on import). \
 Export keys: mode=min|max, oci-mediatypes=BOOL, image-manifest=BOOL, \
-compression=gzip|zstd|uncompressed (estargz parses but is not written yet), \
+compression=gzip|estargz|zstd|uncompressed, \
 compression-level=N, force-compression=BOOL, ignore-error=BOOL.";
 
 #[derive(Debug, Parser)]

@@ -451,3 +451,55 @@ fn a_regcache_cache_survives_a_copy_and_still_restores() {
         common::snapshot(&dst.join("tree"))
     );
 }
+
+#[test]
+fn force_compression_to_estargz_writes_toc_annotations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("estargz");
+    regcache(tmp.path())
+        .args([
+            "copy",
+            "--cache-from",
+            &fixture("local-max-zstd"),
+            "--cache-to",
+        ])
+        .arg(format!(
+            "type=local,dest={},mode=max,compression=estargz,force-compression=true",
+            dest.display()
+        ))
+        .assert()
+        .success();
+    let copied = read_layout(&dest);
+    for layer in copied.image.layers() {
+        assert_eq!(
+            media_types::layer_compression(&layer.media_type),
+            Some(Compression::Gzip)
+        );
+        assert!(
+            layer
+                .annotation(media_types::ANNOTATION_STARGZ_TOC)
+                .is_some(),
+            "{layer:?}"
+        );
+        assert!(
+            layer
+                .annotation(media_types::ANNOTATION_ESTARGZ_UNCOMPRESSED_SIZE)
+                .is_some()
+        );
+        let blob = fs::read(blob_path(&dest, &layer.digest)).unwrap();
+        assert!(blob.len() >= 51, "no eStargz footer");
+    }
+    let report = json_of(
+        &regcache(tmp.path())
+            .args([
+                "inspect",
+                "--json",
+                &format!("type=local,src={}", dest.display()),
+            ])
+            .output()
+            .unwrap(),
+    );
+    for layer in report["layers"].as_array().unwrap() {
+        assert_eq!(layer["compression"], "estargz");
+    }
+}

@@ -249,6 +249,7 @@ fn built_layer(name: &str) -> BuiltLayer {
         size: 100,
         diff_id: Digest::of(format!("diff {name}").as_bytes()),
         uncompressed_size: 1000,
+        toc_digest: None,
     }
 }
 

@@ -19,6 +19,7 @@ use crate::digest::{Digest, HashingWriter, VerifyingReader};
 use crate::image::merge::{self, CacheParts};
 use crate::image::{Descriptor, Form, media_types};
 use crate::layer::codec::{compress_writer, decompress_reader};
+use crate::layer::estargz::tar_to_estargz;
 use crate::progress::Progress;
 use crate::spec::{CacheTo, Mode};
 use crate::store::{self, CacheStore, StoreOptions};
@@ -45,24 +46,7 @@ impl CopyReport {
     }
 }
 
-/// Refuses, before any I/O, what parses but copy cannot do.
-fn refuse_unsupported(cache_to: &[CacheTo]) -> Result<(), OpsError> {
-    if let Some(spec) = cache_to
-        .iter()
-        .find(|s| s.params.force_compression && s.params.compression == Compression::Estargz)
-    {
-        return Err(OpsError::Usage {
-            message: format!(
-                "--cache-to {spec}: recompressing to estargz is not supported by copy yet"
-            ),
-            hint: Some("use compression=gzip or compression=zstd".into()),
-        });
-    }
-    Ok(())
-}
-
 pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
-    refuse_unsupported(&options.cache_to)?;
     let mut report = CopyReport {
         sources: RestoreReport {
             sources: Vec::new(),
@@ -417,9 +401,32 @@ async fn recompress(
     let (target, level) = (spec.params.compression, spec.params.compression_level);
     let spool = spool.to_path_buf();
     let label = desc.digest.clone();
-    let (file, new_digest, new_size, tar_digest) = blocking(move || -> io::Result<_> {
+    let (file, new_digest, new_size, tar_digest, estargz) = blocking(move || -> io::Result<_> {
         let mut verifying = VerifyingReader::new(reader, digest, size);
         let mut file = tempfile::NamedTempFile::new_in(&spool)?;
+        if target == Compression::Estargz {
+            // eStargz needs to see where each tar entry starts, so it reads
+            // the decompressed tar rather than wrapping a writer. Its
+            // diffID covers the TOC it appends, as BuildKit's does.
+            let out =
+                HashingWriter::new(io::BufWriter::with_capacity(256 << 10, file.as_file_mut()));
+            let mut out = out;
+            let (info, source_tar) = {
+                let decoder = decompress_reader(&mut verifying, source_compression)?;
+                let mut tar_hasher = HashingReader {
+                    inner: decoder,
+                    hasher: crate::digest::Hasher::new(),
+                };
+                let info = tar_to_estargz(&mut tar_hasher, &mut out, level)?;
+                io::copy(&mut tar_hasher, &mut io::sink())?;
+                (info, tar_hasher.hasher.finish().0)
+            };
+            let (mut inner, new_digest, new_size) = out.finish();
+            inner.flush()?;
+            drop(inner);
+            verifying.finish()?;
+            return Ok((file, new_digest, new_size, source_tar, Some(info)));
+        }
         let (new_digest, new_size, tar_digest) = {
             let out =
                 HashingWriter::new(io::BufWriter::with_capacity(256 << 10, file.as_file_mut()));
@@ -443,7 +450,7 @@ async fn recompress(
             (new_digest, new_size, tar_hasher.finish().0)
         };
         verifying.finish()?;
-        Ok((file, new_digest, new_size, tar_digest))
+        Ok((file, new_digest, new_size, tar_digest, None))
     })
     .await?
     .map_err(|err| OpsError::Failed(format!("recompressing {label}: {err}")))?;
@@ -464,9 +471,42 @@ async fn recompress(
     new.annotations.remove(media_types::ANNOTATION_STARGZ_TOC);
     new.annotations
         .remove(media_types::ANNOTATION_ESTARGZ_UNCOMPRESSED_SIZE);
-    new.annotations.insert(
-        media_types::ANNOTATION_UNCOMPRESSED.to_string(),
-        tar_digest.to_string(),
-    );
+    match estargz {
+        Some(info) => {
+            new.annotations.insert(
+                media_types::ANNOTATION_UNCOMPRESSED.to_string(),
+                info.diff_id.to_string(),
+            );
+            new.annotations.insert(
+                media_types::ANNOTATION_STARGZ_TOC.to_string(),
+                info.toc_digest.to_string(),
+            );
+            new.annotations.insert(
+                media_types::ANNOTATION_ESTARGZ_UNCOMPRESSED_SIZE.to_string(),
+                info.uncompressed_size.to_string(),
+            );
+        }
+        None => {
+            new.annotations.insert(
+                media_types::ANNOTATION_UNCOMPRESSED.to_string(),
+                tar_digest.to_string(),
+            );
+        }
+    }
     Ok((new, file))
+}
+
+/// Hashes what passes through, to check the source layer's diffID while
+/// the eStargz writer consumes it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: crate::digest::Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
