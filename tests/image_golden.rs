@@ -542,3 +542,35 @@ fn builder_reproduces_buildkit_layer_tables() {
         assert_eq!(ours, theirs, "{variant}");
     }
 }
+
+/// `inspect` of every fixture: the form, one row per distinct layer with
+/// its compression and diffID, and the record counts of the config.
+#[test]
+fn inspect_reports_every_fixture() {
+    for export in all() {
+        let image = CacheImage::decode(&export.raw).unwrap();
+        let config = CacheConfig::from_json(&export.config_bytes).unwrap();
+        let report = InspectReport::new(&export.raw, &image, &config, None);
+        let variant = export.variant;
+        assert_eq!(report.form, expected_form(variant).name(), "{variant}");
+        let distinct: BTreeSet<_> = config.layers.iter().map(|l| l.blob.clone()).collect();
+        assert_eq!(report.layers.len(), distinct.len(), "{variant}");
+        assert_eq!(report.records, config.records.len(), "{variant}");
+        for layer in &report.layers {
+            assert!(layer.uncompressed_digest.is_some(), "{variant}");
+            let expected = if variant.contains("estargz") {
+                "estargz"
+            } else if variant.contains("zstd") && !variant.contains("imggzip") {
+                "zstd"
+            } else {
+                layer.compression.as_str()
+            };
+            assert_eq!(layer.compression, expected, "{variant}");
+        }
+        assert!(
+            report
+                .render_human()
+                .contains(expected_form(variant).name())
+        );
+    }
+}
