@@ -1,5 +1,5 @@
-//! Real BuildKit layers (gzip, zstd, estargz; copied from
-//! shared/fixtures/buildkit) restore with their digests and diff_ids checked,
+//! Real BuildKit layers (gzip, zstd, estargz; copied from the project's
+//! BuildKit fixtures into tests/layer_fixtures) restore with their digests and diff_ids checked,
 //! to the same tree GNU tar extracts from them.
 //!
 //! `LAYER_FIXTURE_LIST=file` checks another list: lines of

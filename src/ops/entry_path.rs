@@ -82,7 +82,7 @@ mod tests {
             entry_name("/home/u/.cargo/registry/").as_deref(),
             Some("/home/u/.cargo/registry")
         );
-        assert_eq!(entry_name("../shared").as_deref(), Some("../shared"));
+        assert_eq!(entry_name("../sibling").as_deref(), Some("../sibling"));
         assert_eq!(entry_name(".").as_deref(), Some("."));
         assert_eq!(entry_name("./").as_deref(), Some("."));
         assert_eq!(entry_name(""), None);
