@@ -153,8 +153,8 @@ removes every tag pointing at it: a manifest that a kept or unmatched tag also p
 stays. The registry must allow deletes (Distribution: storage.delete.enabled) and frees the \
 blobs when its garbage collection runs. In a local directory the index.json entries go under \
 the exporter's lock, then every blob no remaining manifest references, as buildx's \
-reset=true does; --blobs-only does only the latter. Do not prune a directory while a save \
-is writing to it.\n\n\
+reset=true does; --blobs-only does only the latter. Blobs are removed only once saves in \
+flight to the same directory have written their index.\n\n\
 The table goes to stdout, the summary to stderr; --json prints one object instead \
 (docs/prune.md), and --metadata-file writes the same object.",
         after_help = "TARGET: a repository (ghcr.io/org/app, type=registry,ref=ghcr.io/org/app) or a \

@@ -26,11 +26,21 @@ pub struct LocalStore {
     root: PathBuf,
     tag: String,
     digest: Option<Digest>,
+    /// A shared lock on `blobs/sha256`, taken at this export's first look
+    /// at a blob and released once the index names its manifest: prune
+    /// removes unreferenced blobs only under the exclusive lock, so it
+    /// never takes a blob an export is about to reference.
+    export_lock: std::sync::Mutex<Option<File>>,
 }
 
 impl LocalStore {
     pub fn new(root: PathBuf, tag: String, digest: Option<Digest>) -> LocalStore {
-        LocalStore { root, tag, digest }
+        LocalStore {
+            root,
+            tag,
+            digest,
+            export_lock: std::sync::Mutex::new(None),
+        }
     }
 
     fn blob_dir(&self) -> PathBuf {
@@ -161,8 +171,33 @@ impl LocalStore {
 
     /// Moves a finished blob into place. Blobs are content-addressed, so an
     /// existing one of the right size is already the same content.
+    /// Takes the shared export lock on the blob directory, once.
+    fn hold_export_lock(&self) -> Result<(), StoreError> {
+        let mut guard = self
+            .export_lock
+            .lock()
+            .map_err(|_| self.invalid("export lock poisoned"))?;
+        if guard.is_none() {
+            let dir = self.blob_dir();
+            let file = File::open(&dir).map_err(|err| self.io_error("opening", &dir, err))?;
+            file.lock_shared()
+                .map_err(|err| self.io_error("locking", &dir, err))?;
+            *guard = Some(file);
+        }
+        Ok(())
+    }
+
+    fn release_export_lock(&self) {
+        if let Ok(mut guard) = self.export_lock.lock()
+            && let Some(file) = guard.take()
+        {
+            let _ = file.unlock();
+        }
+    }
+
     fn install_blob(&self, desc: &Descriptor, source: &Path) -> Result<(), StoreError> {
         self.ensure_layout()?;
+        self.hold_export_lock()?;
         let target = self.blob_path(&desc.digest);
         if has_blob_file(&target, desc.size) {
             return Ok(());
@@ -199,6 +234,7 @@ impl LocalStore {
 
     fn write_blob_bytes(&self, desc: &Descriptor, bytes: &[u8]) -> Result<(), StoreError> {
         self.ensure_layout()?;
+        self.hold_export_lock()?;
         let target = self.blob_path(&desc.digest);
         if has_blob_file(&target, desc.size) {
             return Ok(());
@@ -274,6 +310,8 @@ pub struct LocalPrune {
     /// remaining manifest could not be read, so what it references is
     /// unknown.
     pub blobs_skipped: Option<String>,
+    /// A dry run's index as it would remain (the real index is untouched).
+    dry_run_remaining: Option<Vec<Value>>,
 }
 
 /// Media types whose blobs name further blobs: followed by the walk that
@@ -351,7 +389,24 @@ impl LocalStore {
         .map_err(|err| self.io_error("locking", &lock_path, err))?;
         let result = self.prune_locked(remove, dry_run);
         let _ = lock.unlock();
-        result
+        let mut outcome = result?;
+        // Blobs go only under the exclusive lock on the blob directory,
+        // which waits for exports in flight (they hold it shared from their
+        // first blob until their manifest is in the index). Taken after the
+        // index lock is released: an export holds the blob lock while it
+        // waits for the index lock.
+        let blob_dir = self.blob_dir();
+        let blob_lock =
+            File::open(&blob_dir).map_err(|err| self.io_error("opening", &blob_dir, err))?;
+        if dry_run {
+            blob_lock.lock_shared()
+        } else {
+            blob_lock.lock()
+        }
+        .map_err(|err| self.io_error("locking", &blob_dir, err))?;
+        let collected = self.collect_blobs(&mut outcome, dry_run);
+        let _ = blob_lock.unlock();
+        collected.map(|()| outcome)
     }
 
     fn prune_locked(
@@ -389,6 +444,11 @@ impl LocalStore {
             true
         });
         let remaining: Vec<Value> = manifests.clone();
+        if dry_run {
+            // The blob pass reads index.json again; a dry run has not
+            // written it, so it must judge by what would remain.
+            outcome.dry_run_remaining = Some(remaining.clone());
+        }
         if !dry_run && !outcome.removed_tags.is_empty() {
             let bytes = serde_json::to_vec(&index)
                 .map_err(|err| self.invalid(&format!("cannot encode index.json: {err}")))?;
@@ -396,11 +456,26 @@ impl LocalStore {
             write_atomically(&index_path, &bytes)
                 .map_err(|err| self.io_error("writing", &index_path, err))?;
         }
+        Ok(outcome)
+    }
+
+    /// Removes (or, in a dry run, lists) the blobs no manifest in the index
+    /// references. The caller holds the blob directory's exclusive lock, so
+    /// the index read here already names every export that finished, and
+    /// no export is halfway.
+    fn collect_blobs(&self, outcome: &mut LocalPrune, dry_run: bool) -> Result<(), StoreError> {
+        let remaining = match outcome.dry_run_remaining.take() {
+            Some(remaining) => remaining,
+            None => self
+                .read_index()?
+                .and_then(|index| index.get("manifests").and_then(Value::as_array).cloned())
+                .unwrap_or_default(),
+        };
         let referenced = match self.referenced_blobs(&remaining) {
             Ok(referenced) => referenced,
             Err(reason) => {
                 outcome.blobs_skipped = Some(reason);
-                return Ok(outcome);
+                return Ok(());
             }
         };
         for (digest, size) in self.stored_blobs()? {
@@ -418,7 +493,7 @@ impl LocalStore {
             }
             outcome.removed_blobs.push((digest, size));
         }
-        Ok(outcome)
+        Ok(())
     }
 
     /// Every sha256 blob in the layout, with its size. Temporary files of
@@ -598,6 +673,12 @@ impl CacheStore for LocalStore {
     }
 
     async fn has_blob(&self, desc: &Descriptor) -> Result<bool, StoreError> {
+        // A blob found here is one the export will reference: from now on
+        // prune must leave unreferenced blobs alone until the index is
+        // written.
+        if self.blob_dir().is_dir() {
+            tokio::task::block_in_place(|| self.hold_export_lock())?;
+        }
         Ok(has_blob_file(&self.blob_path(&desc.digest), desc.size))
     }
 
@@ -617,7 +698,9 @@ impl CacheStore for LocalStore {
     }
 
     async fn put_manifest(&self, manifest: &RawManifest) -> Result<(), StoreError> {
-        tokio::task::block_in_place(|| self.put_manifest_blocking(manifest))
+        let written = tokio::task::block_in_place(|| self.put_manifest_blocking(manifest));
+        self.release_export_lock();
+        written
     }
 
     fn spool_dir(&self) -> Option<PathBuf> {
