@@ -121,10 +121,15 @@ impl Finished {
     }
 }
 
+/// The exit status for a command that ends with `error` (0 with none).
+fn status_of(error: Option<&OpsError>) -> u8 {
+    error.map_or(0, |err| u8::try_from(err.exit_code()).unwrap_or(1))
+}
+
 impl From<OpsError> for Finished {
     fn from(err: OpsError) -> Finished {
         Finished {
-            code: u8::try_from(err.exit_code()).unwrap_or(1),
+            code: status_of(Some(&err)),
             summary: None,
             metadata: None,
             error: Some(err),
@@ -319,10 +324,7 @@ async fn cmd_save(args: SaveArgs, ctx: &Context) -> Finished {
         seconds: ctx.started.elapsed().as_secs_f64(),
         error: error.as_ref().map(ToString::to_string),
     };
-    let code = error
-        .as_ref()
-        .map_or(0, |err| u8::try_from(err.exit_code()).unwrap_or(1));
-    Finished::from_outcome(&outcome, code, error)
+    Finished::from_outcome(&outcome, status_of(error.as_ref()), error)
 }
 
 async fn cmd_copy(args: CopyArgs, ctx: &Context) -> Finished {
@@ -380,10 +382,7 @@ async fn cmd_copy(args: CopyArgs, ctx: &Context) -> Finished {
         seconds: ctx.started.elapsed().as_secs_f64(),
         error: error.as_ref().map(ToString::to_string),
     };
-    let code = error
-        .as_ref()
-        .map_or(0, |err| u8::try_from(err.exit_code()).unwrap_or(1));
-    Finished::from_outcome(&outcome, code, error)
+    Finished::from_outcome(&outcome, status_of(error.as_ref()), error)
 }
 
 async fn cmd_restore(args: RestoreArgs, ctx: &Context) -> Finished {
@@ -431,7 +430,7 @@ async fn cmd_restore(args: RestoreArgs, ctx: &Context) -> Finished {
                 seconds: ctx.started.elapsed().as_secs_f64(),
                 error: Some(err.to_string()),
             };
-            let code = u8::try_from(err.exit_code()).unwrap_or(1);
+            let code = status_of(Some(&err));
             return Finished {
                 summary: None,
                 ..Finished::from_outcome(&outcome, code, Some(err))
@@ -625,9 +624,7 @@ async fn cmd_prune(args: PruneArgs, ctx: &Context) -> Finished {
         (None, Ok(())) => None,
     };
     Finished {
-        code: error
-            .as_ref()
-            .map_or(0, |err| u8::try_from(err.exit_code()).unwrap_or(1)),
+        code: status_of(error.as_ref()),
         // With --json the object says it all; stderr keeps notes only.
         summary: (!args.json && (error.is_none() || !report.tags.is_empty()))
             .then(|| report.summary()),

@@ -115,7 +115,6 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
 
     let mut mount_sources = report.sources.mount_sources.clone();
     for spec in &options.cache_to {
-        let target = spec.target.location();
         let started = Instant::now();
         let outcome = match store::open_export(spec, &options.store) {
             Ok(store) => {
@@ -142,18 +141,10 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
             }
             Err(err) => Err(err.into()),
         };
-        let mut target_report = match outcome {
-            Ok(r) => r,
-            Err(err) => {
-                let ignored = spec.params.ignore_error;
-                if ignored {
-                    tracing::warn!("export to {target} failed (ignore-error=true): {err}");
-                }
-                TargetReport::failed(&target, err.to_string(), ignored)
-            }
-        };
-        target_report.seconds = started.elapsed().as_secs_f64();
-        report.targets.cache_to.push(target_report);
+        report
+            .targets
+            .cache_to
+            .push(TargetReport::settle(spec, outcome, started));
     }
     Ok(report)
 }

@@ -202,19 +202,7 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
                         .collect(),
                 });
             }
-            let target = spec.target.location();
-            let mut target_report = match outcome {
-                Ok(r) => r,
-                Err(err) => {
-                    let ignored = spec.params.ignore_error;
-                    if ignored {
-                        tracing::warn!("export to {target} failed (ignore-error=true): {err}");
-                    }
-                    TargetReport::failed(&target, err.to_string(), ignored)
-                }
-            };
-            target_report.seconds = started.elapsed().as_secs_f64();
-            target_reports[i] = Some(target_report);
+            target_reports[i] = Some(TargetReport::settle(spec, outcome, started));
         }
     }
     report.cache_to = target_reports.into_iter().flatten().collect();
@@ -222,6 +210,28 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
 }
 
 impl TargetReport {
+    /// The report of one export, whatever its outcome: a failure the spec
+    /// tolerates (`ignore-error=true`) is a warning here and stays one.
+    pub(crate) fn settle(
+        spec: &CacheTo,
+        outcome: Result<TargetReport, OpsError>,
+        started: Instant,
+    ) -> TargetReport {
+        let mut report = match outcome {
+            Ok(report) => report,
+            Err(err) => {
+                let target = spec.target.location();
+                let ignored = spec.params.ignore_error;
+                if ignored {
+                    tracing::warn!("export to {target} failed (ignore-error=true): {err}");
+                }
+                TargetReport::failed(&target, err.to_string(), ignored)
+            }
+        };
+        report.seconds = started.elapsed().as_secs_f64();
+        report
+    }
+
     pub(crate) fn failed(target: &str, error: String, ignored: bool) -> TargetReport {
         TargetReport {
             target: target.to_string(),
