@@ -503,3 +503,28 @@ fn force_compression_to_estargz_writes_toc_annotations() {
         assert_eq!(layer["compression"], "estargz");
     }
 }
+
+#[test]
+fn the_summary_names_the_caches_read_and_missed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = format!("type=local,src={}", tmp.path().join("nope").display());
+    regcache(tmp.path())
+        .args([
+            "copy",
+            "--cache-from",
+            &fixture("local-min"),
+            "--cache-from",
+            &missing,
+        ])
+        .args([
+            "--cache-to",
+            &format!("type=local,dest={}", tmp.path().join("out").display()),
+        ])
+        .assert()
+        .success()
+        .stderr(
+            contains("copy: read 1 of 2 cache(s)")
+                .and(contains("miss  "))
+                .and(contains("save:").not()),
+        );
+}

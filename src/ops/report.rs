@@ -149,7 +149,20 @@ impl<'a> Outcome<'a> {
             .max()
             .unwrap_or(0);
 
-        if let Some(restore) = self.restore {
+        // copy reads whole caches, not paths: say which sources it read.
+        let copying = self.command == "copy";
+        if let (true, Some(restore)) = (copying, self.restore) {
+            let read = restore.sources.iter().filter(|s| s.loaded).count();
+            let _ = writeln!(
+                out,
+                "copy: read {read} of {} cache(s)",
+                restore.sources.len()
+            );
+            for source in &restore.sources {
+                let state = if source.loaded { "read" } else { "miss" };
+                let _ = writeln!(out, "  {state}  {}", printable(&source.source));
+            }
+        } else if let Some(restore) = self.restore {
             let _ = writeln!(
                 out,
                 "restore: {} of {} path(s) hit",
@@ -193,6 +206,7 @@ impl<'a> Outcome<'a> {
             SaveState::Failed(error) => {
                 let _ = writeln!(out, "save: failed: {}", printable(error));
             }
+            SaveState::Done(_) if copying => {}
             SaveState::Done(save) => {
                 let mut total = EntryStats::default();
                 save.entries.iter().for_each(|e| total.add(&e.stats));
