@@ -528,3 +528,57 @@ fn the_summary_names_the_caches_read_and_missed() {
                 .and(contains("save:").not()),
         );
 }
+
+#[test]
+fn a_blob_going_to_several_targets_is_downloaded_once() {
+    use common::proxy::{Proxy, ProxyOptions};
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let seed = format!("{}/src/app:cache", registry.host());
+    regcache(tmp.path())
+        .args([
+            "copy",
+            "--cache-from",
+            &fixture("local-max"),
+            "--cache-to",
+            &format!("type=registry,ref={seed},mode=max"),
+        ])
+        .assert()
+        .success();
+    let proxy = Proxy::start(registry.addr, ProxyOptions::default());
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    regcache(tmp.path())
+        .args([
+            "copy",
+            "--cache-from",
+            &format!("{}/src/app:cache", proxy.host()),
+        ])
+        .args([
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", a.display()),
+        ])
+        .args([
+            "--cache-to",
+            &format!(
+                "type=local,dest={},mode=max,image-manifest=false",
+                b.display()
+            ),
+        ])
+        .assert()
+        .success();
+    let mut gets: Vec<String> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.target.contains("/blobs/sha256:"))
+        .map(|s| s.target)
+        .collect();
+    let total = gets.len();
+    gets.sort();
+    gets.dedup();
+    assert_eq!(
+        total,
+        gets.len(),
+        "a blob was downloaded more than once: {gets:?}"
+    );
+    read_layout(&a);
+}

@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::import::{self, ImportOutcome, LoadedCache};
 use super::restore::{RestoreReport, SourceReport};
 use super::save::{MountSource, SaveReport, TargetReport};
-use super::transfer::{Content, Upload, place_all};
+use super::transfer::{Content, Spool, Upload, place_all};
 use super::{OpsError, blocking};
 use crate::compression::Compression;
 use crate::digest::{Digest, HashingWriter, VerifyingReader};
@@ -108,10 +108,7 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
             holders.entry(desc.digest.clone()).or_insert(i);
         }
     }
-    let spool = tempfile::Builder::new()
-        .prefix("regcache-copy-")
-        .tempdir()
-        .map_err(|e| OpsError::Failed(format!("creating a spool directory: {e}")))?;
+    let spool = Spool::new()?;
 
     let mut mount_sources = report.sources.mount_sources.clone();
     for spec in &options.cache_to {
@@ -123,7 +120,7 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
                     store: store.as_ref(),
                     loaded: &loaded,
                     holders: &holders,
-                    spool: spool.path(),
+                    spool: &spool,
                     progress: options.progress.as_ref(),
                     jobs: options.jobs,
                 };
@@ -155,7 +152,7 @@ struct TargetJob<'a> {
     store: &'a dyn CacheStore,
     loaded: &'a [LoadedCache],
     holders: &'a BTreeMap<Digest, usize>,
-    spool: &'a Path,
+    spool: &'a Spool,
     progress: &'a dyn Progress,
     jobs: usize,
 }
@@ -182,7 +179,14 @@ impl TargetJob<'_> {
             let uploads = source
                 .image
                 .descriptors()
-                .map(|desc| self.remote_upload(desc, source.store.as_ref()))
+                .map(|desc| match desc.digest == source.image.config.digest {
+                    true => Upload {
+                        label: format!("cache config {} -> {}", desc.digest.short(), report.target),
+                        desc: desc.clone(),
+                        content: Content::Bytes(&source.config_bytes),
+                    },
+                    false => self.remote_upload(desc, source.store.as_ref()),
+                })
                 .collect::<Vec<_>>();
             let uploads = dedup_uploads(uploads);
             place_all(
@@ -334,7 +338,7 @@ impl TargetJob<'_> {
                 ),
                 desc.size,
             );
-            let (new, file) = recompress(holder, desc, self.spec, self.spool).await?;
+            let (new, file) = recompress(holder, desc, self.spec, self.spool.path()).await?;
             progress.advance(desc.size);
             progress.finish("recompressed");
             out.push((desc.digest.clone(), new, file));

@@ -14,6 +14,9 @@ pub struct LoadedCache {
     pub raw: RawManifest,
     pub image: CacheImage,
     pub config: CacheConfig,
+    /// The config blob as stored: a copy that changes nothing sends these
+    /// bytes instead of fetching them a second time.
+    pub config_bytes: Vec<u8>,
     pub entries: Option<EntriesBlob>,
 }
 
@@ -66,6 +69,7 @@ pub async fn load(spec: &CacheFrom, options: &StoreOptions) -> Result<LoadedCach
         raw,
         image,
         config,
+        config_bytes,
         entries,
     })
 }

@@ -2,9 +2,10 @@
 //! from another repository of the same registry, or sent — and the manifest
 //! last. Shared by `save` and `copy`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
@@ -30,7 +31,7 @@ pub(crate) enum Content<'a> {
     /// blob that fails its digest never reaches the target.
     Remote {
         from: &'a dyn CacheStore,
-        spool: &'a Path,
+        spool: &'a Spool,
     },
 }
 
@@ -170,7 +171,7 @@ async fn upload_one(
                 blob.advance(upload.desc.size);
             }
             Content::Remote { from, spool } => {
-                let file = fetch_verified(*from, &upload.desc, spool).await?;
+                let file = spool.fetch(*from, &upload.desc).await?;
                 store
                     .put_blob_file(&upload.desc, file.path(), &*blob)
                     .await?;
@@ -186,6 +187,52 @@ async fn upload_one(
         Err(_) => "failed",
     });
     result
+}
+
+/// Blobs fetched from other stores, kept until the operation ends so that
+/// a blob going to several targets is downloaded and verified once.
+pub(crate) struct Spool {
+    dir: tempfile::TempDir,
+    fetched: Mutex<HashMap<Digest, Arc<tempfile::NamedTempFile>>>,
+}
+
+impl Spool {
+    pub(crate) fn new() -> Result<Spool, OpsError> {
+        let dir = tempfile::Builder::new()
+            .prefix("regcache-spool-")
+            .tempdir()
+            .map_err(|e| OpsError::Failed(format!("creating a spool directory: {e}")))?;
+        Ok(Spool {
+            dir,
+            fetched: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The blob's verified spool file, fetching it on first use. Callers
+    /// send each digest once per target, and targets one after another, so
+    /// no two fetches of one blob race.
+    async fn fetch(
+        &self,
+        from: &dyn CacheStore,
+        desc: &Descriptor,
+    ) -> Result<Arc<tempfile::NamedTempFile>, OpsError> {
+        if let Some(file) = self.cached(&desc.digest) {
+            return Ok(file);
+        }
+        let file = Arc::new(fetch_verified(from, desc, self.path()).await?);
+        if let Ok(mut fetched) = self.fetched.lock() {
+            fetched.insert(desc.digest.clone(), Arc::clone(&file));
+        }
+        Ok(file)
+    }
+
+    fn cached(&self, digest: &Digest) -> Option<Arc<tempfile::NamedTempFile>> {
+        self.fetched.lock().ok()?.get(digest).cloned()
+    }
 }
 
 /// Copies a blob from `from` into a spool file, checking its digest and
