@@ -321,7 +321,7 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__restore)
-            opts="-v -q -h --cache-from --fail-on-miss --dry-run --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
+            opts="-v -q -h --cache-from --fail-on-miss --allow-root-symlink --dry-run --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -355,7 +355,7 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__run)
-            opts="-v -q -h --cache-from --cache-to --path --fail-on-miss --dry-run --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
+            opts="-v -q -h --cache-from --cache-to --path --fail-on-miss --allow-root-symlink --dry-run --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -64,6 +64,7 @@ complete -c regcache -n "__fish_regcache_using_subcommand restore" -l metadata-f
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -l insecure-registry -d 'Talk plain HTTP to this registry (repeatable), as dockerd\'s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it' -r
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -l jobs -d 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]' -r
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -l fail-on-miss -d 'Exit 1 when no path at all could be restored'
+complete -c regcache -n "__fish_regcache_using_subcommand restore" -l allow-root-symlink -d 'Restore into an entry root that is a symlink on disk (such as a target/ kept on a faster disk), writing where it points. Refused by default, since a hostile cache can plant such a link; never followed for a root inside another entry, nor anywhere on the way to a root'
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -l dry-run -d 'Print the plan, every spec at its effective parameters, and touch nothing'
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -l json -d 'With --dry-run: print the plan as one JSON object (see docs/dry-run.md)'
 complete -c regcache -n "__fish_regcache_using_subcommand restore" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
@@ -95,6 +96,7 @@ complete -c regcache -n "__fish_regcache_using_subcommand run" -l metadata-file 
 complete -c regcache -n "__fish_regcache_using_subcommand run" -l insecure-registry -d 'Talk plain HTTP to this registry (repeatable), as dockerd\'s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it' -r
 complete -c regcache -n "__fish_regcache_using_subcommand run" -l jobs -d 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]' -r
 complete -c regcache -n "__fish_regcache_using_subcommand run" -l fail-on-miss -d 'Exit 1 without running the command when no path at all could be restored'
+complete -c regcache -n "__fish_regcache_using_subcommand run" -l allow-root-symlink -d 'Restore into an entry root that is a symlink on disk (such as a target/ kept on a faster disk), writing where it points. Refused by default, since a hostile cache can plant such a link; never followed for a root inside another entry, nor anywhere on the way to a root'
 complete -c regcache -n "__fish_regcache_using_subcommand run" -l dry-run -d 'Print the plan, every spec at its effective parameters, and touch nothing'
 complete -c regcache -n "__fish_regcache_using_subcommand run" -l json -d 'With --dry-run: print the plan as one JSON object (see docs/dry-run.md)'
 complete -c regcache -n "__fish_regcache_using_subcommand run" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'

@@ -92,7 +92,10 @@ working and home directories, which must be named. A --cache-from that does not 
 is a one-line warning. Restored files keep their bytes, modes, symlinks, hard links, \
 empty directories and nanosecond mtimes; existing files are overwritten, and nothing \
 is deleted except what the cache's own whiteouts name. Every blob is checked against \
-its digest before any of its content reaches the target.",
+its digest before any of its content reaches the target.\n\n\
+Each path's directory is reached from the working directory, $HOME, or the PATH as \
+named, without following a symlink on the way: a cache may have planted one. A path \
+that is itself a symlink on disk is refused unless --allow-root-symlink is given.",
         after_help = SPEC_HELP
     )]
     Restore(RestoreArgs),
@@ -220,6 +223,13 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub fail_on_miss: bool,
 
+    /// Restore into an entry root that is a symlink on disk (such as a
+    /// target/ kept on a faster disk), writing where it points. Refused by
+    /// default, since a hostile cache can plant such a link; never followed
+    /// for a root inside another entry, nor anywhere on the way to a root.
+    #[arg(long)]
+    pub allow_root_symlink: bool,
+
     /// Print the plan, every spec at its effective parameters, and touch nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -250,6 +260,13 @@ pub struct RunArgs {
     /// Exit 1 without running the command when no path at all could be restored.
     #[arg(long)]
     pub fail_on_miss: bool,
+
+    /// Restore into an entry root that is a symlink on disk (such as a
+    /// target/ kept on a faster disk), writing where it points. Refused by
+    /// default, since a hostile cache can plant such a link; never followed
+    /// for a root inside another entry, nor anywhere on the way to a root.
+    #[arg(long)]
+    pub allow_root_symlink: bool,
 
     /// Print the plan, every spec at its effective parameters, and touch nothing.
     #[arg(long)]

@@ -220,7 +220,7 @@ fn print_error(err: &OpsError) {
         source = cause.source();
     }
     if let Some(hint) = err.hint() {
-        eprintln!("hint: {}", printable_lines(hint));
+        eprintln!("hint: {}", printable_lines(&hint));
     }
 }
 
@@ -411,6 +411,7 @@ async fn cmd_restore(args: RestoreArgs, ctx: &Context) -> Finished {
             store: ctx.store.clone(),
             progress: Arc::clone(&ctx.progress),
             keep_going: false,
+            allow_root_symlink: args.allow_root_symlink,
         },
         &ctx.cwd,
     )
@@ -490,6 +491,7 @@ async fn cmd_run(args: RunArgs, ctx: &Context) -> Finished {
             paths: args.paths.clone(),
             argv: args.command.clone(),
             fail_on_miss: args.fail_on_miss,
+            allow_root_symlink: args.allow_root_symlink,
             jobs: ctx.jobs,
             part_size: PART_SIZE,
             store: ctx.store.clone(),

@@ -5,11 +5,13 @@
 //! - [`estargz`]: eStargz blobs (gzip members per file, TOC, footer).
 //! - [`pack`]: directory → parts → layer blobs, in parallel.
 //! - [`unpack`]: layer blobs → directory, verified and confined to its root.
+//! - [`root`]: an entry's root opened beneath its anchor, no symlink followed.
 
 pub mod codec;
 pub mod estargz;
 pub mod pack;
 mod pax;
+pub mod root;
 mod safe_path;
 mod stage;
 mod stats;

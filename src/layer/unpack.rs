@@ -17,6 +17,7 @@ use crate::compression::Compression;
 use crate::digest::{Digest, Hasher, VerifyingReader};
 
 use super::codec::{IO_BUFFER, decoder};
+use super::root::{OpenRoot, RootPath, open_root};
 use super::safe_path::{ancestors, depth, on_disk};
 use super::stage::{DirMeta, Restored, Stage, TempNames};
 use super::stats::EntryStats;
@@ -44,6 +45,20 @@ pub struct LayerSource<R> {
 pub enum UnpackError {
     #[error("restore root {path}: {reason}")]
     Root { path: PathBuf, reason: String },
+    /// A symlink stands where the walk to an entry's root needs a real
+    /// directory: a cache may have planted it to redirect the restore.
+    #[error(
+        "{} is a symlink to {}; refusing to restore through it",
+        link.display(),
+        target.display()
+    )]
+    RootSymlink {
+        link: PathBuf,
+        target: PathBuf,
+        /// The link is the root itself (not a directory on the way to it),
+        /// which `--allow-root-symlink` permits.
+        at_root: bool,
+    },
     #[error("restoring {path}: {source}")]
     Io {
         path: PathBuf,
@@ -86,50 +101,87 @@ pub enum UnpackError {
     Panicked { layer: Digest },
 }
 
+impl UnpackError {
+    /// What the user can do about it, for a `hint:` line.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            UnpackError::RootSymlink { at_root: true, .. } => Some(
+                "if you made that link yourself (a directory kept on another disk), \
+                 pass --allow-root-symlink to restore where it points"
+                    .to_string(),
+            ),
+            UnpackError::RootSymlink {
+                at_root: false,
+                link,
+                ..
+            } => Some(format!(
+                "remove {} (or replace it with a real directory) and restore again",
+                link.display()
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// Applies the layers of one cache entry to a directory, in order.
 pub struct EntryRestorer {
+    /// The path every operation goes through: it names the opened root
+    /// directory itself (see [`OpenRoot`]).
     root: PathBuf,
+    open: OpenRoot,
     temps: TempNames,
     restored: Restored,
 }
 
 impl EntryRestorer {
-    /// Prepares to restore into `root`, creating it (and its parents) if
-    /// missing. `root` may be a symlink to a directory: that is the user's
-    /// choice, and the only symlink a restore ever follows.
+    /// Prepares to restore into `root`, a directory the caller trusts (it
+    /// is opened as it is, symlinks followed), creating it if missing.
+    /// Restores of cache entries go through [`EntryRestorer::open`].
     pub fn new(root: &Path) -> Result<EntryRestorer, UnpackError> {
-        let root_err = |reason: &str| UnpackError::Root {
-            path: root.to_path_buf(),
-            reason: reason.to_string(),
-        };
-        match fs::metadata(root) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Err(root_err("exists and is not a directory")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if fs::symlink_metadata(root).is_ok() {
-                    return Err(root_err("is a dangling symlink"));
-                }
-                fs::create_dir_all(root).map_err(|source| UnpackError::Io {
-                    path: root.to_path_buf(),
-                    source,
-                })?;
-            }
-            Err(source) => {
-                return Err(UnpackError::Io {
-                    path: root.to_path_buf(),
-                    source,
-                });
-            }
-        }
+        EntryRestorer::open(&RootPath {
+            anchor: root.to_path_buf(),
+            below: Vec::new(),
+            allow_symlink: true,
+        })
+    }
+
+    /// Prepares to restore into the root `root` describes, reached from its
+    /// anchor without following a symlink (see [`super::root`]).
+    pub fn open(root: &RootPath) -> Result<EntryRestorer, UnpackError> {
+        let open = open_root(root)?;
         Ok(EntryRestorer {
-            root: root.to_path_buf(),
+            root: open.access_path().to_path_buf(),
+            open,
             temps: TempNames::new(),
             restored: Restored::default(),
         })
     }
 
+    /// Errors name paths as the user knows them, not through the
+    /// descriptor path the restore works with.
+    fn shown(&self, err: UnpackError) -> UnpackError {
+        let display = self.open.display_path();
+        let rewrite = |path: PathBuf| match path.strip_prefix(&self.root) {
+            Ok(rest) if rest.as_os_str().is_empty() => display.to_path_buf(),
+            Ok(rest) => display.join(rest),
+            Err(_) => path,
+        };
+        match err {
+            UnpackError::Io { path, source } => UnpackError::Io {
+                path: rewrite(path),
+                source,
+            },
+            UnpackError::Root { path, reason } => UnpackError::Root {
+                path: rewrite(path),
+                reason,
+            },
+            other => other,
+        }
+    }
+
+    /// The root as the user knows it.
     pub fn root(&self) -> &Path {
-        &self.root
+        self.open.display_path()
     }
 
     /// Verifies and applies one layer. On error nothing of this layer is
@@ -162,25 +214,26 @@ impl EntryRestorer {
             }),
             _ => Ok(()),
         });
-        match streamed {
+        let applied = match streamed {
             Ok(()) => stage.commit(&mut self.restored),
             Err(e) => {
                 stage.rollback();
                 Err(e)
             }
-        }
+        };
+        applied.map_err(|e| self.shown(e))
     }
 
     /// Applies directory modes and mtimes, deepest first (creating files
     /// bumps a directory's mtime, and a read-only parent would block its
     /// children), and returns what was restored.
-    pub fn finish(self) -> Result<EntryStats, UnpackError> {
-        let EntryRestorer { root, restored, .. } = self;
+    pub fn finish(mut self) -> Result<EntryStats, UnpackError> {
+        let restored = std::mem::take(&mut self.restored);
         let mut dirs: Vec<(Vec<u8>, DirMeta)> = restored.dirs.into_iter().collect();
         dirs.sort_by_key(|(rel, _)| std::cmp::Reverse(depth(rel)));
         let mut real_dirs: HashSet<Vec<u8>> = HashSet::new();
         for (rel, meta) in dirs {
-            apply_dir_meta(&root, &rel, meta, &mut real_dirs)?;
+            apply_dir_meta(&self.root, &rel, meta, &mut real_dirs).map_err(|e| self.shown(e))?;
         }
         Ok(restored.stats)
     }

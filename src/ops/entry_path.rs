@@ -4,6 +4,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::layer::root::RootPath;
+
 /// The cleaned name an entry is stored under: `./target/` → `target`,
 /// `/a//b/` → `/a/b`. `..` is kept: it is the user's own choice of where
 /// the directory lives. `None` for an empty argument.
@@ -41,6 +43,55 @@ pub fn resolve(name: &str, cwd: &Path) -> PathBuf {
         path.to_path_buf()
     } else {
         cwd.join(path)
+    }
+}
+
+/// The one path every spelling of an entry's directory comes to: absolute,
+/// lexically cleaned, `.` being the working directory. `tree`, `./tree/`
+/// and `/abs/cwd/tree` are one entry. `..` is taken lexically, never by
+/// asking the disk, so a symlink cannot change what a name means.
+pub fn canonical(name: &str, cwd: &Path) -> PathBuf {
+    lexical_normalize(&resolve(name, cwd))
+}
+
+/// How the root at canonical path `root` is reached on restore.
+///
+/// The anchor is a directory the user chose, opened as it is: the working
+/// directory (a physical path, no symlinks) or `$HOME` when the root lies
+/// below one, else the parent of `outermost`, the outermost entry of the
+/// restore that contains the root (it may be the root itself), since only
+/// a PATH the user named lies elsewhere. Every component below the anchor
+/// is walked without following a symlink.
+pub fn root_path(
+    root: &Path,
+    outermost: &Path,
+    cwd: &Path,
+    home: Option<&Path>,
+    allow_symlink: bool,
+) -> RootPath {
+    let cwd = lexical_normalize(cwd);
+    let home = home.map(lexical_normalize);
+    let anchor = if root.starts_with(&cwd) {
+        cwd
+    } else if let Some(home) = home.filter(|h| root.starts_with(h)) {
+        home
+    } else {
+        outermost
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
+    };
+    let below = root
+        .strip_prefix(&anchor)
+        .map(|rest| {
+            rest.components()
+                .map(|c| c.as_os_str().to_os_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    RootPath {
+        anchor,
+        below,
+        allow_symlink,
     }
 }
 
@@ -97,6 +148,69 @@ mod tests {
         );
         assert_eq!(resolve("/abs/dir", cwd), PathBuf::from("/abs/dir"));
         assert_eq!(resolve(".", cwd), PathBuf::from("/work/project"));
+    }
+
+    #[test]
+    fn spellings_of_one_directory_are_one_canonical_path() {
+        let cwd = Path::new("/work/project");
+        let want = PathBuf::from("/work/project/tree");
+        for name in [
+            "tree",
+            "./tree/",
+            "tree/.",
+            "/work/project/tree",
+            "sub/../tree",
+            "/work/project//tree/",
+        ] {
+            assert_eq!(canonical(name, cwd), want, "{name}");
+        }
+        assert_eq!(canonical(".", cwd), PathBuf::from("/work/project"));
+        assert_eq!(canonical("../x", cwd), PathBuf::from("/work/x"));
+        assert_eq!(canonical("/../../etc", cwd), PathBuf::from("/etc"));
+    }
+
+    #[test]
+    fn roots_are_walked_from_the_nearest_anchor_the_user_chose() {
+        let cwd = Path::new("/home/u/proj");
+        let home = Some(Path::new("/home/u"));
+        let walk = |root: &str, outermost: &str| {
+            let r = root_path(Path::new(root), Path::new(outermost), cwd, home, false);
+            let below: Vec<String> = r
+                .below
+                .iter()
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect();
+            (r.anchor, below)
+        };
+        assert_eq!(
+            walk("/home/u/proj/target/debug", "/home/u/proj/target/debug"),
+            (
+                PathBuf::from("/home/u/proj"),
+                vec!["target".into(), "debug".into()]
+            )
+        );
+        assert_eq!(
+            walk("/home/u/proj", "/home/u/proj"),
+            (PathBuf::from("/home/u/proj"), vec![])
+        );
+        assert_eq!(
+            walk("/home/u/.cargo/registry", "/home/u/.cargo/registry"),
+            (
+                PathBuf::from("/home/u"),
+                vec![".cargo".into(), "registry".into()]
+            )
+        );
+        // Elsewhere (a PATH the user named): from the parent of the
+        // outermost entry that contains it, so what an enclosing entry of
+        // the cache may have planted is never followed.
+        assert_eq!(
+            walk("/opt/build/out/sub", "/opt/build"),
+            (
+                PathBuf::from("/opt"),
+                vec!["build".into(), "out".into(), "sub".into()]
+            )
+        );
+        assert_eq!(walk("/", "/"), (PathBuf::from("/"), vec![]));
     }
 
     #[test]

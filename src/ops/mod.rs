@@ -64,9 +64,10 @@ impl OpsError {
         }
     }
 
-    pub fn hint(&self) -> Option<&str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
-            OpsError::Usage { hint, .. } => hint.as_deref(),
+            OpsError::Usage { hint, .. } => hint.clone(),
+            OpsError::Unpack { source, .. } => source.hint(),
             _ => None,
         }
     }

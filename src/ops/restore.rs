@@ -13,7 +13,9 @@ use super::import::{self, ImportOutcome, LoadedCache};
 use super::save::MountSource;
 use super::{OpsError, blocking, entry_path};
 use crate::compression::Compression;
+use crate::image::entries::EntryMeta;
 use crate::image::{entry_chain, media_types};
+use crate::layer::root::RootPath;
 use crate::layer::{EntryRestorer, EntryStats, LayerSource};
 use crate::progress::{BlobProgress, Progress, ProgressReader};
 use crate::spec::CacheFrom;
@@ -32,6 +34,10 @@ pub struct RestoreOptions {
     /// this: the command rebuilds what is missing, and its save replaces
     /// the broken cache.
     pub keep_going: bool,
+    /// An entry root that is a symlink on disk is followed instead of
+    /// refused (`--allow-root-symlink`); never for a root inside another
+    /// entry, whose restore may have planted it.
+    pub allow_root_symlink: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,33 +133,37 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
         }
     }
 
-    let names = wanted_paths(&options.paths, &sources, cwd);
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let wanted = wanted_paths(&options.paths, &sources, cwd, home.as_deref());
     // Entries restore concurrently (each one's layers stay in order), unless
-    // one lies inside another: then their writes could meet.
-    let nested = names.iter().any(|a| {
-        names
+    // one lies inside another: then their writes could meet. Nesting is
+    // decided on canonical paths, so no spelling of a parent hides it.
+    let nested = wanted.iter().any(|a| {
+        wanted
             .iter()
-            .any(|b| a != b && entry_path::resolve(b, cwd).starts_with(entry_path::resolve(a, cwd)))
+            .any(|b| b.root != a.root && b.root.starts_with(&a.root))
     });
     let parallel = if nested { 1 } else { options.store.jobs.max(1) };
-    // Nested entries go deepest first: restoring a parent last lets its own
-    // record of the inner directory's mtime have the final word.
-    let mut order: Vec<usize> = (0..names.len()).collect();
+    // Nested entries go deepest first: an inner root is then made a real
+    // directory before an outer entry's layers could put a symlink there,
+    // and restoring a parent last lets its own record of the inner
+    // directory's mtime have the final word.
+    let mut order: Vec<usize> = (0..wanted.len()).collect();
     if nested {
-        order.sort_by_key(|&i| std::cmp::Reverse(Path::new(&names[i]).components().count()));
+        order.sort_by_key(|&i| std::cmp::Reverse(wanted[i].root.components().count()));
     }
-    let sources = &sources;
-    let options = &options;
-    let names = &names;
+    let context = Context {
+        sources: &sources,
+        wanted: &wanted,
+        options: &options,
+        cwd,
+        home: home.as_deref(),
+    };
+    let context = &context;
     let mut outcomes = stream::iter(order)
-        .map(|i| async move {
-            (
-                i,
-                restore_path(names[i].clone(), sources, options, cwd).await,
-            )
-        })
+        .map(|i| async move { (i, restore_path(&context.wanted[i], context).await) })
         .buffered(parallel);
-    let mut by_index: Vec<Option<PathReport>> = names.iter().map(|_| None).collect();
+    let mut by_index: Vec<Option<PathReport>> = wanted.iter().map(|_| None).collect();
     while let Some((i, outcome)) = outcomes.next().await {
         by_index[i] = Some(outcome?);
     }
@@ -161,21 +171,66 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
     Ok(report)
 }
 
-/// Restores one path from the first source that holds it.
-async fn restore_path(
+/// One path to restore.
+struct Wanted {
+    /// As reported: the PATH as the user wrote it (cleaned), or the entry's
+    /// path as the cache names it.
     name: String,
-    sources: &[(usize, LoadedCache)],
-    options: &RestoreOptions,
-    cwd: &Path,
-) -> Result<PathReport, OpsError> {
+    /// Canonical: what matches cache entries, and where it is restored.
+    root: PathBuf,
+}
+
+/// What every path's restore reads.
+struct Context<'a> {
+    sources: &'a [(usize, LoadedCache)],
+    wanted: &'a [Wanted],
+    options: &'a RestoreOptions,
+    cwd: &'a Path,
+    home: Option<&'a Path>,
+}
+
+impl Context<'_> {
+    /// How `wanted`'s root is reached: walked from its anchor without
+    /// following a symlink. Its own root may be a symlink only with the
+    /// user's leave, and never when it lies inside another entry being
+    /// restored or held by `source`: that entry's layers may have put it
+    /// there, now or in an earlier restore.
+    fn root_path(&self, wanted: &Wanted, source: &LoadedCache) -> RootPath {
+        let enclosing = self
+            .wanted
+            .iter()
+            .map(|w| w.root.clone())
+            .chain(
+                source_entries(source)
+                    .iter()
+                    .map(|e| entry_path::canonical(&e.path, self.cwd)),
+            )
+            .filter(|other| *other != wanted.root && wanted.root.starts_with(other))
+            .min_by_key(|other| other.components().count());
+        entry_path::root_path(
+            &wanted.root,
+            enclosing.as_deref().unwrap_or(&wanted.root),
+            self.cwd,
+            self.home,
+            self.options.allow_root_symlink && enclosing.is_none(),
+        )
+    }
+}
+
+/// Restores one path from the first source that holds it.
+async fn restore_path(wanted: &Wanted, context: &Context<'_>) -> Result<PathReport, OpsError> {
     let started = Instant::now();
-    let holder = sources.iter().find(|(_, s)| holds(s, &name));
-    let Some((index, source)) = holder else {
+    let name = wanted.name.clone();
+    let holder = context.sources.iter().find_map(|(index, source)| {
+        entry_held(source, &wanted.root, context.cwd).map(|entry| (index, source, entry))
+    });
+    let Some((index, source, entry)) = holder else {
         tracing::warn!("{name}: not in any cache (miss)");
         return Ok(PathReport::miss(name, 0.0, None));
     };
-    let root = entry_path::resolve(&name, cwd);
-    let stats = match restore_entry(source, &name, root, options.progress.as_ref()).await {
+    let root = context.root_path(wanted, source);
+    let options = context.options;
+    let stats = match restore_entry(source, entry, &name, root, options.progress.as_ref()).await {
         Ok(stats) => stats,
         Err(err) if options.keep_going => {
             tracing::warn!("{err}; going on without it");
@@ -201,38 +256,50 @@ async fn restore_path(
     })
 }
 
-fn holds(source: &LoadedCache, name: &str) -> bool {
+fn source_entries(source: &LoadedCache) -> &[EntryMeta] {
     source
         .entries
         .as_ref()
-        .is_some_and(|e| e.entries.iter().any(|entry| entry.path == name))
+        .map_or(&[], |e| e.entries.as_slice())
+}
+
+/// The path under which `source` holds the entry whose canonical root is
+/// `root`, whatever spelling it was saved under. Two spellings of one
+/// directory in one cache are one entry: the first listed is used.
+fn entry_held<'a>(source: &'a LoadedCache, root: &Path, cwd: &Path) -> Option<&'a str> {
+    source_entries(source)
+        .iter()
+        .find(|entry| entry_path::canonical(&entry.path, cwd) == root)
+        .map(|entry| entry.path.as_str())
 }
 
 /// The paths asked for, or every path the caches hold that may be restored
-/// without being named.
-fn wanted_paths(args: &[String], sources: &[(usize, LoadedCache)], cwd: &Path) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
+/// without being named; one per canonical path.
+fn wanted_paths(
+    args: &[String],
+    sources: &[(usize, LoadedCache)],
+    cwd: &Path,
+    home: Option<&Path>,
+) -> Vec<Wanted> {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    let add = |name: String, wanted: &mut Vec<Wanted>| {
+        let root = entry_path::canonical(&name, cwd);
+        if !wanted.iter().any(|w| w.root == root) {
+            wanted.push(Wanted { name, root });
+        }
+    };
     if !args.is_empty() {
         for arg in args {
-            if let Some(name) = entry_path::entry_name(arg)
-                && !names.contains(&name)
-            {
-                names.push(name);
+            if let Some(name) = entry_path::entry_name(arg) {
+                add(name, &mut wanted);
             }
         }
-        return names;
+        return wanted;
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
     for (_, source) in sources {
-        let Some(entries) = &source.entries else {
-            continue;
-        };
-        for entry in &entries.entries {
-            if names.contains(&entry.path) {
-                continue;
-            }
-            if entry_path::safe_to_restore_implicitly(&entry.path, cwd, home.as_deref()) {
-                names.push(entry.path.clone());
+        for entry in source_entries(source) {
+            if entry_path::safe_to_restore_implicitly(&entry.path, cwd, home) {
+                add(entry.path.clone(), &mut wanted);
             } else {
                 tracing::warn!(
                     "{}: outside the working and home directories; not restored unless named as a PATH",
@@ -241,13 +308,14 @@ fn wanted_paths(args: &[String], sources: &[(usize, LoadedCache)], cwd: &Path) -
             }
         }
     }
-    names
+    wanted
 }
 
 async fn restore_entry(
     source: &LoadedCache,
+    entry: &str,
     name: &str,
-    root: PathBuf,
+    root: RootPath,
     progress: &dyn Progress,
 ) -> Result<EntryStats, OpsError> {
     let unpack_error = |source_err| OpsError::Unpack {
@@ -255,8 +323,8 @@ async fn restore_entry(
         from: source.label.clone(),
         source: Box::new(source_err),
     };
-    let chain = entry_chain(&source.image, &source.config, name)?;
-    let mut restorer = blocking(move || EntryRestorer::new(&root))
+    let chain = entry_chain(&source.image, &source.config, entry)?;
+    let mut restorer = blocking(move || EntryRestorer::open(&root))
         .await?
         .map_err(unpack_error)?;
     for desc in chain {

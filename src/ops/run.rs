@@ -23,6 +23,8 @@ pub struct RunOptions {
     /// The command and its arguments; never empty.
     pub argv: Vec<String>,
     pub fail_on_miss: bool,
+    /// See [`RestoreOptions::allow_root_symlink`].
+    pub allow_root_symlink: bool,
     pub jobs: usize,
     pub part_size: u64,
     pub store: StoreOptions,
@@ -130,6 +132,7 @@ pub async fn run(options: RunOptions, cwd: &Path) -> Result<RunReport, OpsError>
                 // command rebuilds what is missing and its save replaces
                 // the cache.
                 keep_going: true,
+                allow_root_symlink: options.allow_root_symlink,
             },
             cwd,
         )
