@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use common::registry::{RegistryOptions, TestRegistry, free_loopback_port};
-use common::{build_rich_tree, regcache, snapshot};
+use common::{build_rich_tree, json_of, regcache, snapshot};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -303,5 +303,22 @@ fn inspect_works_on_registry_refs() {
         .args(["inspect", &format!("{}/app/cache:main", registry.host())])
         .assert()
         .success()
-        .stdout(contains("docker-manifest-list").and(contains("d")));
+        .stdout(contains("docker-manifest-list"));
+    let inspect = regcache(tmp.path())
+        .args([
+            "inspect",
+            "--json",
+            &format!("{}/app/cache:main", registry.host()),
+        ])
+        .output()
+        .unwrap();
+    let report = json_of(&inspect);
+    assert_eq!(report["form"], "docker-manifest-list", "{report}");
+    let paths: Vec<&str> = report["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["d"], "{report}");
 }

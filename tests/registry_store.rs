@@ -79,9 +79,12 @@ fn round_trip_through_a_plain_registry() {
     build_rich_tree(&run1.join("tree"));
     fs::create_dir_all(&run2).unwrap();
     let reference = format!("{}/team/app:cache", registry.host());
+    let first_meta = tmp.path().join("first.json");
     regcache(&run1)
         .args([
             "save",
+            "--metadata-file",
+            first_meta.to_str().unwrap(),
             "--cache-to",
             &format!("type=registry,ref={reference}"),
             "tree",
@@ -103,27 +106,40 @@ fn round_trip_through_a_plain_registry() {
         .unwrap();
     assert!(inspect.status.success(), "{inspect:?}");
     let report = json_of(&inspect);
-    assert!(
-        report.to_string().contains("tree"),
-        "inspect names the entry: {report}"
-    );
+    let entries = report["entries"].as_array().expect("inspect lists entries");
+    assert_eq!(entries.len(), 1, "{report}");
+    assert_eq!(entries[0]["path"], "tree", "{report}");
 
-    // Saved again unchanged: the same manifest, every blob reused.
-    let again = regcache(&run1)
+    // Saved again unchanged: every layer and the entries list are reused;
+    // only the cache config, which records the save time, is sent again.
+    let again_meta = tmp.path().join("again.json");
+    regcache(&run1)
         .args([
             "save",
+            "--metadata-file",
+            again_meta.to_str().unwrap(),
             "--cache-to",
             &format!("type=registry,ref={reference}"),
             "tree",
         ])
-        .output()
-        .unwrap();
-    assert!(again.status.success(), "{again:?}");
-    let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(
-        stderr.contains("0 blob(s)") || stderr.contains("reused"),
-        "{stderr}"
+        .assert()
+        .success();
+    let read = |path: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+    };
+    let (first, again) = (read(&first_meta), read(&again_meta));
+    let first_sent = first["cache_to"][0]["uploaded_blobs"].as_u64().unwrap();
+    assert!(first_sent >= 3, "layers, config and entries list: {first}");
+    assert_eq!(first["cache_to"][0]["reused_blobs"], 0, "{first}");
+    assert_eq!(again["cache_to"][0]["uploaded_blobs"], 1, "{again}");
+    assert_eq!(
+        again["cache_to"][0]["reused_blobs"].as_u64().unwrap(),
+        first_sent - 1,
+        "{again}"
     );
+    // The config and the manifest: a few hundred bytes, not the 3 MiB tree.
+    let bytes = again["cache_to"][0]["uploaded_bytes"].as_u64().unwrap();
+    assert!(bytes < 4096, "{bytes} bytes sent for an unchanged tree");
 }
 
 /// Each cache form is stored as BuildKit stores it, served under its own
