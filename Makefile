@@ -43,6 +43,7 @@ deps:
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 	@command -v zstd >/dev/null && command -v tar >/dev/null || scripts/apt-install.sh zstd tar
+	@test -f /etc/ssl/certs/ca-certificates.crt || scripts/apt-install.sh ca-certificates
 	@test -x /usr/bin/docker-registry || scripts/apt-install.sh docker-registry
 
 clean:

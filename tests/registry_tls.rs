@@ -57,23 +57,26 @@ fn tls_registry_trusted_through_ssl_cert_file() {
     // The system bundle alone does not know the test CA: the export fails
     // with the TLS reason, and is not retried over plain HTTP.
     let system = Path::new("/etc/ssl/certs/ca-certificates.crt");
-    if system.is_file() {
-        let refused = save(&work, &format!("type=registry,ref={reference}"), system);
-        assert_eq!(refused.status.code(), Some(1));
-        let text = String::from_utf8_lossy(&refused.stderr).to_lowercase();
-        assert!(text.contains("https://"), "{text}");
-        assert!(text.contains("certificate"), "{text}");
+    assert!(
+        system.is_file(),
+        "{} is required (make test installs ca-certificates)",
+        system.display()
+    );
+    let refused = save(&work, &format!("type=registry,ref={reference}"), system);
+    assert_eq!(refused.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+    assert!(text.contains("https://"), "{text}");
+    assert!(text.contains("certificate"), "{text}");
 
-        // registry.insecure=true: HTTPS without verification, as BuildKit.
-        let insecure = save(
-            &work,
-            &format!("type=registry,ref={reference},registry.insecure=true"),
-            system,
-        );
-        assert!(
-            insecure.status.success(),
-            "{}",
-            String::from_utf8_lossy(&insecure.stderr)
-        );
-    }
+    // registry.insecure=true: HTTPS without verification, as BuildKit.
+    let insecure = save(
+        &work,
+        &format!("type=registry,ref={reference},registry.insecure=true"),
+        system,
+    );
+    assert!(
+        insecure.status.success(),
+        "{}",
+        String::from_utf8_lossy(&insecure.stderr)
+    );
 }
