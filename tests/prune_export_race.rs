@@ -51,11 +51,22 @@ async fn prune_waits_for_an_export_in_flight() {
         ])
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(
-        prune.try_wait().unwrap().is_none(),
-        "prune did not wait for the export"
-    );
+    // Synchronised on the event itself, not a sleep: prune is blocked on
+    // the blob directory's lock. Under load a sleep passes without prune
+    // having started, and the race is never exercised.
+    let pid = prune.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !blocked_on_a_lock(pid) {
+        assert!(
+            prune.try_wait().unwrap().is_none(),
+            "prune ended without waiting for the export"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "prune never blocked on the lock the export holds"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let manifest = serde_json::json!({
         "schemaVersion": 2,
@@ -92,4 +103,14 @@ fn manifest_for(config: &Descriptor) -> RawManifest {
         media_types::OCI_MANIFEST,
         serde_json::to_vec(&manifest).unwrap(),
     )
+}
+
+/// Whether process `pid` waits for a file lock: /proc/locks lists each
+/// blocked request with `->` before its type, and the waiter's pid.
+fn blocked_on_a_lock(pid: u32) -> bool {
+    let locks = std::fs::read_to_string("/proc/locks").expect("read /proc/locks");
+    locks.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"->") && fields.get(5) == Some(&pid.to_string().as_str())
+    })
 }
