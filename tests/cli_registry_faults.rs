@@ -182,7 +182,29 @@ fn a_bearer_token_that_expires_mid_push_is_refreshed() {
         .assert()
         .success();
     assert_eq!(proxy.faults(), 1);
-    assert!(tokens.tokens_issued() >= 2, "the token was never refreshed");
+    // Renewed before it expired, not after a refusal: the retried manifest
+    // PUT already carries a new token, so there are exactly two PUTs (a
+    // client that waited for the registry's 401 would send a third).
+    let puts: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PUT" && s.target.contains("/manifests/"))
+        .collect();
+    assert_eq!(puts.len(), 2, "{puts:?}");
+    let (first, retried) = (&puts[0].authorization_value, &puts[1].authorization_value);
+    assert!(first.is_some() && retried.is_some(), "{puts:?}");
+    assert_ne!(first, retried, "the retried PUT reused the expired token");
+    let push_tokens = tokens
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.status == 200
+                && r.scopes
+                    .iter()
+                    .any(|s| s.actions.iter().any(|a| a == "push"))
+        })
+        .count();
+    assert_eq!(push_tokens, 2, "one push token, then its renewal");
     let dst = tempfile::tempdir().unwrap();
     regcache(dst.path())
         .env("DOCKER_CONFIG", &config)

@@ -790,13 +790,19 @@ async fn rigs_stop_when_dropped_even_with_idle_connections() {
     assert_eq!(status, 200);
 
     let addrs = [proxy.addr, tokens.addr];
-    let started = std::time::Instant::now();
-    drop(proxy);
-    drop(tokens);
+    // The promise is that dropping returns at all, not how fast: a rig
+    // that waited on its idle connections would hang here forever, so
+    // the drop runs on a thread and the test gives up on it after a
+    // minute rather than hanging the suite.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(proxy);
+        drop(tokens);
+        let _ = done_tx.send(());
+    });
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
+        done_rx.recv_timeout(Duration::from_secs(60)).is_ok(),
+        "dropping the rigs hung on their idle connections"
     );
     for addr in addrs {
         assert!(

@@ -249,6 +249,8 @@ pub struct Seen {
     pub method: String,
     pub target: String,
     pub authorization: bool,
+    /// The `Authorization` header itself: which token a request carried.
+    pub authorization_value: Option<String>,
     pub outcome: Outcome,
 }
 
@@ -404,6 +406,7 @@ impl ProxyState {
             method: info.method.clone(),
             target: info.target.clone(),
             authorization: info.header("authorization").is_some(),
+            authorization_value: info.header("authorization").map(str::to_string),
             outcome,
         });
         (info, action)

@@ -8,7 +8,7 @@
 //! they are.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -16,6 +16,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Client, Method, StatusCode, Url};
 use serde::Deserialize;
 
+use super::clock::{Clock, SystemClock};
 use super::credentials::{self, Credentials, Lookup};
 use super::error::{RegistryError, display_url};
 use super::retry::{RetryPolicy, is_retryable_status, retry_after};
@@ -241,6 +242,8 @@ pub struct AuthState {
     /// Serialises token fetches so that parallel transfers hitting the
     /// same 401 ask the token server once.
     fetching: tokio::sync::Mutex<()>,
+    /// What token lifetimes are measured against.
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Deserialize)]
@@ -262,7 +265,14 @@ impl AuthState {
             challenge: Mutex::new(None),
             tokens: Mutex::new(Vec::new()),
             fetching: tokio::sync::Mutex::new(()),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same, with token lifetimes measured on `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> AuthState {
+        self.clock = clock;
+        self
     }
 
     async fn lookup(&self) -> Result<&Lookup, RegistryError> {
@@ -348,7 +358,7 @@ impl AuthState {
                 tokens.push(CachedToken {
                     scopes: scopes.clone(),
                     header: header.clone(),
-                    renew_at: Instant::now() + lifetime - margin,
+                    renew_at: self.clock.now() + lifetime - margin,
                 });
                 Ok(Some(header))
             }
@@ -356,7 +366,7 @@ impl AuthState {
     }
 
     fn cached(&self, scopes: &Scopes) -> Option<HeaderValue> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         tokens.retain(|t| t.renew_at > now);
         // An exact match first, then any token that covers these scopes

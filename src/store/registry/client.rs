@@ -461,6 +461,7 @@ pub fn file_body(
 mod tests {
     use std::time::{Duration, Instant};
 
+    use super::super::clock::ManualClock;
     use super::super::test_server::{Reply, TestServer};
     use super::*;
 
@@ -645,7 +646,10 @@ mod tests {
             }
         })
         .await;
-        let client = client(server.port);
+        let clock = std::sync::Arc::new(ManualClock::new());
+        let mut client = client(server.port);
+        client.auth =
+            AuthState::new(&format!("127.0.0.1:{}", server.port), true).with_clock(clock.clone());
         // First request: anonymous → challenge → t1 refused → (one auth
         // retry only) the 401 comes back, and t1 is forgotten.
         let first = get(&client, BLOB).await.unwrap();
@@ -654,12 +658,14 @@ mod tests {
         let second = get(&client, BLOB).await.unwrap();
         assert_eq!(second.status(), StatusCode::OK);
         assert_eq!(issued.load(Ordering::SeqCst), 2);
-        // Still valid: reused without asking again.
+        // Still valid (renewed a quarter of its 1 s lifetime early): reused
+        // without asking again.
+        clock.advance(Duration::from_millis(700));
         assert_eq!(get(&client, BLOB).await.unwrap().status(), StatusCode::OK);
         assert_eq!(issued.load(Ordering::SeqCst), 2);
-        // After it expires, a new one (t3) is fetched before the request;
-        // the registry refuses it, so the client fetches t4 and goes on.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // Past the renewal point, a new one (t3) is fetched before the
+        // request; the registry refuses it, so the client fetches t4.
+        clock.advance(Duration::from_millis(100));
         assert_eq!(get(&client, BLOB).await.unwrap().status(), StatusCode::OK);
         assert_eq!(issued.load(Ordering::SeqCst), 4);
     }

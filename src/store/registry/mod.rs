@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod clock;
 pub mod credentials;
 pub mod download;
 pub mod error;
