@@ -45,6 +45,7 @@ deps:
 	@command -v zstd >/dev/null && command -v tar >/dev/null || scripts/apt-install.sh zstd tar
 	@test -f /etc/ssl/certs/ca-certificates.crt || scripts/apt-install.sh ca-certificates
 	@test -x /usr/bin/docker-registry || scripts/apt-install.sh docker-registry
+	@command -v skopeo >/dev/null || scripts/apt-install.sh skopeo
 
 clean:
 	$(CARGO) clean
