@@ -5,9 +5,11 @@
 //! - [`estargz`]: eStargz blobs (gzip members per file, TOC, footer).
 //! - [`pack`]: directory → parts → layer blobs, in parallel.
 //! - [`unpack`]: layer blobs → directory, verified and confined to its root.
+//! - [`leftovers`]: what killed restores left behind, removed.
 
 pub mod codec;
 pub mod estargz;
+pub mod leftovers;
 pub mod pack;
 mod pax;
 mod safe_path;

@@ -121,6 +121,7 @@ impl EntryRestorer {
                 });
             }
         }
+        log_leftovers(root, super::leftovers::remove_restore_leftovers(root));
         Ok(EntryRestorer {
             root: root.to_path_buf(),
             temps: TempNames::new(),
@@ -183,6 +184,19 @@ impl EntryRestorer {
             apply_dir_meta(&root, &rel, meta, &mut real_dirs)?;
         }
         Ok(restored.stats)
+    }
+}
+
+/// A killed restore leaves its temporaries beside their targets; the next
+/// restore into the tree is where they get noticed.
+fn log_leftovers(root: &Path, removed: super::leftovers::Removed) {
+    if removed.count > 0 {
+        tracing::info!(
+            "{}: removed {} temporary file(s) left by killed restores ({} bytes)",
+            root.display(),
+            removed.count,
+            removed.bytes
+        );
     }
 }
 
