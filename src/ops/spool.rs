@@ -29,7 +29,7 @@ const PENDING_LOCK: &str = ".owner.lock.new";
 pub struct SpoolDir {
     dir: tempfile::TempDir,
     /// Held (locked) until the directory is gone.
-    _lock: File,
+    _lock: Option<File>,
 }
 
 impl SpoolDir {
@@ -42,8 +42,20 @@ impl SpoolDir {
             .write(true)
             .create_new(true)
             .open(&pending)?;
-        lock.lock()?;
-        fs::rename(&pending, dir.path().join(OWNER_LOCK))?;
+        // A file system without locks still spools: the pid in the name
+        // then tells the owner.
+        let lock = match lock.lock() {
+            Ok(()) => {
+                fs::rename(&pending, dir.path().join(OWNER_LOCK))?;
+                Some(lock)
+            }
+            Err(err) => {
+                tracing::debug!("{}: cannot lock ({err})", dir.path().display());
+                drop(lock);
+                fs::remove_file(&pending)?;
+                None
+            }
+        };
         Ok(SpoolDir { dir, _lock: lock })
     }
 
