@@ -674,3 +674,42 @@ fn nested_and_sibling_entries_restore_side_by_side() {
         }
     }
 }
+
+/// Blobs are as readable as `index.json` (0666 less the umask), so another
+/// user or a web server serving the cache can read the layers too.
+#[test]
+fn blobs_get_the_mode_of_the_other_files() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, cache) = (tmp.path().join("run"), tmp.path().join("cache"));
+    build_rich_tree(&run.join("tree"));
+    for extra in ["", "compression=zstd", "compression=estargz"] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regcache"));
+        cmd.current_dir(&run)
+            .args(["save", "-q", "--cache-to", &local_to(&cache, extra), "tree"]);
+        // SAFETY: umask is async-signal-safe and touches nothing else.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0o022);
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&cache.join("index.json")), 0o644);
+    let blobs: Vec<_> = fs::read_dir(cache.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(blobs.len() > 6, "{blobs:?}");
+    for blob in blobs {
+        assert_eq!(mode(&blob), 0o644, "{}", blob.display());
+    }
+}

@@ -6,9 +6,11 @@
 //! - [`pack`]: directory → parts → layer blobs, in parallel.
 //! - [`unpack`]: layer blobs → directory, verified and confined to its root.
 //! - [`root`]: an entry's root opened beneath its anchor, no symlink followed.
+//! - [`leftovers`]: what killed restores left behind, removed.
 
 pub mod codec;
 pub mod estargz;
+pub mod leftovers;
 pub mod pack;
 mod pax;
 pub mod root;

@@ -6,6 +6,7 @@
 //! the same whatever `jobs` is.
 
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
@@ -240,8 +241,13 @@ impl<'a> Worker<'a> {
     }
 
     fn pack(&mut self, part: &Part, cancel: &AtomicBool) -> Result<Blob, PackError> {
+        // Spool files become blobs of a local cache by a hard link, so
+        // they get the mode any other file of it gets (0666 less the
+        // umask), not tempfile's 0600 that would hide them from a web
+        // server or another user serving the cache.
         let temp = tempfile::Builder::new()
             .prefix(".regcache-layer-")
+            .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(self.spool)
             .map_err(|source| PackError::Spool {
                 path: self.spool.to_path_buf(),

@@ -149,6 +149,10 @@ impl EntryRestorer {
     /// anchor without following a symlink (see [`super::root`]).
     pub fn open(root: &RootPath) -> Result<EntryRestorer, UnpackError> {
         let open = open_root(root)?;
+        log_leftovers(
+            open.display_path(),
+            super::leftovers::remove_restore_leftovers(open.access_path()),
+        );
         Ok(EntryRestorer {
             root: open.access_path().to_path_buf(),
             open,
@@ -236,6 +240,19 @@ impl EntryRestorer {
             apply_dir_meta(&self.root, &rel, meta, &mut real_dirs).map_err(|e| self.shown(e))?;
         }
         Ok(restored.stats)
+    }
+}
+
+/// A killed restore leaves its temporaries beside their targets; the next
+/// restore into the tree is where they get noticed.
+fn log_leftovers(root: &Path, removed: super::leftovers::Removed) {
+    if removed.count > 0 {
+        tracing::info!(
+            "{}: removed {} temporary file(s) left by killed restores ({} bytes)",
+            root.display(),
+            removed.count,
+            removed.bytes
+        );
     }
 }
 

@@ -14,6 +14,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::leftovers::RESTORE_TEMP_PREFIX;
 use super::pack::PackError;
 use super::pax::MTime;
 use super::stats::EntryStats;
@@ -82,6 +83,7 @@ pub fn walk(
         items: Vec::new(),
         part_bytes: 0,
         index: 0,
+        temporaries: 0,
     };
     let mut stack: Vec<(Vec<u8>, Listing)> = vec![(Vec::new(), read_sorted(root)?)];
     while let Some((dir, entries)) = stack.last_mut() {
@@ -111,6 +113,7 @@ pub fn walk(
         let part = walker.take_part(true);
         emit(part);
     }
+    walker.summarise_temporaries();
     Ok(walker.stats)
 }
 
@@ -123,9 +126,26 @@ struct Walker<'a> {
     items: Vec<Item>,
     part_bytes: u64,
     index: usize,
+    /// Restore temporaries skipped so far.
+    temporaries: usize,
 }
 
+/// Restore temporaries named one by one; beyond that only counted, so a
+/// tree littered by many killed restores does not flood the log.
+const TEMPORARIES_NAMED: usize = 10;
+
 impl Walker<'_> {
+    fn summarise_temporaries(&self) {
+        if self.temporaries > TEMPORARIES_NAMED {
+            tracing::warn!(
+                "{}: not saving {} restore temporaries in all ({} more than named above)",
+                self.root.display(),
+                self.temporaries,
+                self.temporaries - TEMPORARIES_NAMED
+            );
+        }
+    }
+
     fn take_part(&mut self, last: bool) -> Part {
         let part = Part {
             index: self.index,
@@ -140,6 +160,19 @@ impl Walker<'_> {
     /// Records one entry; for a directory returns its sorted children.
     fn visit(&mut self, rel: Vec<u8>, entry: &DirEntry) -> Result<Option<Listing>, PackError> {
         let full = || self.root.join(Path::new(std::ffi::OsStr::from_bytes(&rel)));
+        // A restore's temporary (a live one's, or debris of a killed one) is
+        // half a file: packed, it would come back on every restore for good.
+        if entry
+            .file_name()
+            .as_bytes()
+            .starts_with(RESTORE_TEMP_PREFIX.as_bytes())
+        {
+            self.temporaries += 1;
+            if self.temporaries <= TEMPORARIES_NAMED {
+                tracing::warn!(path = %full().display(), "not saving a restore's temporary file");
+            }
+            return Ok(None);
+        }
         // DirEntry::metadata is an lstat relative to the open directory.
         let meta = entry.metadata().map_err(|source| PackError::Read {
             path: full(),
@@ -323,6 +356,23 @@ mod tests {
         let (parts, _) = collect(empty.path(), 1024);
         assert_eq!(parts.len(), 1);
         assert!(parts[0].items.is_empty());
+    }
+
+    #[test]
+    fn restore_temporaries_are_skipped_wherever_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir(root.join("d")).unwrap();
+        fs::write(root.join("d/.regcache-tmp-1-0123456789ab-1"), "half").unwrap();
+        fs::create_dir(root.join(".regcache-tmp-2-0123456789ab-2")).unwrap();
+        fs::write(root.join(".regcache-tmp-2-0123456789ab-2/inner"), "x").unwrap();
+        symlink("d", root.join(".regcache-tmp-3-x")).unwrap();
+        fs::write(root.join("d/file"), "x").unwrap();
+        // Only the prefix matters: not a temporary.
+        fs::write(root.join("d/.regcache-tmpfile"), "x").unwrap();
+        let (parts, stats) = collect(root, u64::MAX);
+        assert_eq!(names(&parts), ["d", "d/.regcache-tmpfile", "d/file"]);
+        assert_eq!((stats.files, stats.dirs, stats.symlinks), (2, 1, 0));
     }
 
     #[test]

@@ -398,7 +398,7 @@ async fn recompress(
     let label = desc.digest.clone();
     let (file, new_digest, new_size, tar_digest, estargz) = blocking(move || -> io::Result<_> {
         let mut verifying = VerifyingReader::new(reader, digest, size);
-        let mut file = tempfile::NamedTempFile::new_in(&spool)?;
+        let mut file = super::spool::blob_file_in(&spool)?;
         if target == Compression::Estargz {
             // eStargz needs to see where each tar entry starts, so it reads
             // the decompressed tar rather than wrapping a writer. Its

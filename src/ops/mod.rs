@@ -12,6 +12,7 @@ pub mod report;
 pub mod restore;
 pub mod run;
 pub mod save;
+pub mod spool;
 pub mod transfer;
 
 use crate::image::ImageError;

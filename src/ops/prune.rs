@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::OpsError;
+use super::spool;
 use crate::digest::Digest;
 use crate::image::media_types::ANNOTATION_CREATED_AT;
 use crate::image::{CacheConfig, CacheImage, ImageError, RawManifest};
@@ -247,6 +248,13 @@ pub struct BlobReport {
     pub skipped_reason: Option<String>,
 }
 
+/// Local: a spool directory a killed save left in the cache directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpoolReport {
+    pub path: String,
+    pub bytes: u64,
+}
+
 pub struct PruneReport {
     pub target: PruneTarget,
     pub dry_run: bool,
@@ -261,6 +269,8 @@ pub struct PruneReport {
     /// Registry: the manifests deleted (or to delete, in a dry run).
     pub manifests: Vec<Digest>,
     pub blobs: Option<BlobReport>,
+    /// Local: spools of killed saves, removed (or, in a dry run, to be).
+    pub spools: Option<Vec<SpoolReport>>,
     /// Said on stderr and in the report (a missing repository, say).
     pub notes: Vec<String>,
     pub error: Option<String>,
@@ -278,6 +288,7 @@ impl PruneReport {
             untagged: 0,
             manifests: Vec::new(),
             blobs: None,
+            spools: None,
             notes: Vec::new(),
             error: None,
         }
@@ -299,6 +310,7 @@ impl PruneReport {
             "untagged_manifests": self.untagged,
             "manifests": self.manifests,
             "blobs": self.blobs,
+            "spools": self.spools,
             "notes": self.notes,
             "counts": {
                 "kept": self.count(Action::Kept),
@@ -435,6 +447,29 @@ impl PruneReport {
                         plural(blobs.kept),
                     );
                 }
+            }
+        }
+        if let Some(spools) = self.spools.as_ref().filter(|s| !s.is_empty()) {
+            let _ = writeln!(
+                out,
+                "{}{location}: {} {} spool director{} of killed saves ({}):",
+                if self.dry_run { "dry run: " } else { "" },
+                if self.dry_run {
+                    "would remove"
+                } else {
+                    "removed"
+                },
+                spools.len(),
+                if spools.len() == 1 { "y" } else { "ies" },
+                human_bytes(spools.iter().map(|s| s.bytes).sum()),
+            );
+            for spool in spools {
+                let _ = writeln!(
+                    out,
+                    "  {} ({})",
+                    printable(&spool.path),
+                    human_bytes(spool.bytes)
+                );
             }
         }
         if registry && !self.dry_run && self.count(Action::Deleted) > 0 {
@@ -983,6 +1018,19 @@ async fn prune_local(
         report.tags = decided;
     }
     let dry_run = options.dry_run;
+    // A spool's owner holds a lock on it while it lives, so one of a save
+    // running now is never taken (see ops::spool).
+    let spools =
+        tokio::task::block_in_place(|| spool::leftovers(dir, spool::LOCAL_PREFIX, !dry_run));
+    report.spools = Some(
+        spools
+            .into_iter()
+            .map(|leftover| SpoolReport {
+                path: leftover.path.to_string_lossy().into_owned(),
+                bytes: leftover.bytes,
+            })
+            .collect(),
+    );
     let outcome = tokio::task::block_in_place(|| store.prune(&removals, dry_run))?;
     let removed: HashSet<&str> = outcome
         .removed_tags

@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
+use super::spool::{self, SpoolDir};
 pub use super::transfer::MountSource;
 use super::transfer::{Content, Upload, place_all};
 use super::{OpsError, blocking, entry_path};
@@ -107,7 +108,7 @@ impl SaveReport {
 struct PackedSet {
     entries: Vec<(String, PackedEntry)>,
     /// Keeps the spooled blobs alive until every target has them.
-    _spool: tempfile::TempDir,
+    _spool: SpoolDir,
 }
 
 pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsError> {
@@ -153,6 +154,22 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
         );
         groups.entry(key).or_default().push(i);
     }
+
+    // Spools of saves killed before they could remove them, wherever this
+    // save would spool: nothing else ever would.
+    let mut spool_parents: Vec<PathBuf> = stores
+        .iter()
+        .flatten()
+        .filter_map(|store| store.spool_dir())
+        .collect();
+    spool_parents.sort();
+    spool_parents.dedup();
+    tokio::task::block_in_place(|| {
+        for parent in &spool_parents {
+            spool::sweep(parent, spool::LOCAL_PREFIX);
+        }
+        spool::sweep(&std::env::temp_dir(), spool::TEMP_PREFIX);
+    });
 
     let created_at = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
     let mut mount_sources = options.mount_sources.clone();
@@ -289,11 +306,7 @@ async fn pack_all(
     // temporary directory instead.
     let beside_store = spool_parent.and_then(|parent| {
         std::fs::create_dir_all(&parent)
-            .and_then(|()| {
-                tempfile::Builder::new()
-                    .prefix(".regcache-spool-")
-                    .tempdir_in(&parent)
-            })
+            .and_then(|()| SpoolDir::new_in(&parent, spool::LOCAL_PREFIX))
             .map_err(|e| {
                 tracing::debug!("cannot spool in {}: {e}", parent.display());
             })
@@ -301,9 +314,7 @@ async fn pack_all(
     });
     let spool = match beside_store {
         Some(spool) => spool,
-        None => tempfile::Builder::new()
-            .prefix("regcache-spool-")
-            .tempdir()
+        None => SpoolDir::in_temp_dir()
             .map_err(|e| OpsError::Failed(format!("creating a spool directory: {e}")))?,
     };
     let pack_options = Arc::new(PackOptions {

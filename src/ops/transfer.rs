@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::save::TargetReport;
+use super::spool::{self, SpoolDir};
 use super::{OpsError, blocking};
 use crate::digest::{Digest, VerifyingReader};
 use crate::image::{CacheImage, Descriptor, RawManifest};
@@ -192,15 +193,18 @@ async fn upload_one(
 /// Blobs fetched from other stores, kept until the operation ends so that
 /// a blob going to several targets is downloaded and verified once.
 pub(crate) struct Spool {
-    dir: tempfile::TempDir,
+    dir: SpoolDir,
     fetched: Mutex<HashMap<Digest, Arc<tempfile::NamedTempFile>>>,
 }
 
 impl Spool {
     pub(crate) fn new() -> Result<Spool, OpsError> {
-        let dir = tempfile::Builder::new()
-            .prefix("regcache-spool-")
-            .tempdir()
+        // Spools of runs killed before they could remove theirs: nothing
+        // else ever would.
+        tokio::task::block_in_place(|| {
+            spool::sweep(&std::env::temp_dir(), spool::TEMP_PREFIX);
+        });
+        let dir = SpoolDir::in_temp_dir()
             .map_err(|e| OpsError::Failed(format!("creating a spool directory: {e}")))?;
         Ok(Spool {
             dir,
@@ -248,7 +252,7 @@ pub(crate) async fn fetch_verified(
     let spool = spool.to_path_buf();
     let label = from.describe();
     blocking(move || -> io::Result<tempfile::NamedTempFile> {
-        let mut file = tempfile::NamedTempFile::new_in(&spool)?;
+        let mut file = super::spool::blob_file_in(&spool)?;
         let mut verifying = VerifyingReader::new(reader, digest, size);
         let mut out = io::BufWriter::with_capacity(256 << 10, file.as_file_mut());
         io::copy(&mut verifying, &mut out)?;

@@ -221,8 +221,14 @@ impl LocalStore {
         }
         let temp = temp_name(&target);
         let copied = (|| -> io::Result<()> {
-            fs::copy(source, &temp)?;
-            File::open(&temp)?.sync_all()?;
+            // Not fs::copy: it would carry over the source's mode, and a
+            // blob gets the mode of every other file of the layout.
+            let mut out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
+            io::copy(&mut File::open(source)?, &mut out)?;
+            out.sync_all()?;
             fs::rename(&temp, &target)
         })();
         if let Err(err) = copied {
