@@ -13,6 +13,8 @@ mod pax;
 mod safe_path;
 mod stage;
 mod stats;
+#[cfg(test)]
+mod tar_fuzz;
 mod tar_read;
 mod tar_write;
 pub mod unpack;
