@@ -5,8 +5,8 @@
 //! reader's own properties live beside it, in `layer::tar_fuzz`, because
 //! its module is private.
 //!
-//! A plain `cargo test` runs a fixed number of cases per property (a few
-//! thousand, sized so the whole set stays well under a minute in debug).
+//! A plain `cargo test` runs a fixed 800 to 3000 cases per property, sized
+//! so the whole set stays under a minute in debug on a busy 2-core machine.
 //! `make fuzz` runs every property for a wall-clock budget instead:
 //!
 //! - `REGCACHE_FUZZ_SECONDS=N`: repeat rounds of fresh random cases until N

@@ -40,6 +40,7 @@ const TAGS: &[&str] = &["latest", "3.19", "_", ".x", "-x", "", ":", " ", "Ü", "
 fn registry() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => select(HOSTS).prop_map(str::to_string),
+        1 => "[a-z0-9]{1,5}(\\.[a-z0-9]{1,5}){1,2}(:[0-9]{1,5})?",
         1 => "[a-zA-Z0-9.-]{1,12}(:[0-9]{0,6})?",
     ]
 }
@@ -47,7 +48,7 @@ fn registry() -> impl Strategy<Value = String> {
 fn component() -> impl Strategy<Value = String> {
     prop_oneof![
         2 => select(COMPONENTS).prop_map(str::to_string),
-        3 => "[a-z0-9]{1,8}([._-]{1,3}[a-z0-9]{1,8}){0,2}",
+        16 => "[a-z0-9]{1,8}([._]|__|-{1,3})?[a-z0-9]{1,8}",
         1 => "[a-z0-9._A-Z-]{0,6}",
         // Long enough to cross the 255-byte name limit.
         1 => "[a-z]{120,250}",
@@ -57,14 +58,14 @@ fn component() -> impl Strategy<Value = String> {
 fn tag() -> impl Strategy<Value = String> {
     prop_oneof![
         2 => select(TAGS).prop_map(str::to_string),
-        3 => "[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}",
+        8 => "[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}",
         1 => "[A-Za-z0-9_][A-Za-z0-9_.-]{125,130}",
     ]
 }
 
 pub(super) fn digest_text() -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => "sha256:[0-9a-f]{64}",
+        8 => "sha256:[0-9a-f]{64}",
         1 => "sha256:[0-9a-fA-F]{62,66}",
         1 => "(sha512|SHA256|sha256)?:?[0-9a-f]{0,64}",
     ]
@@ -97,7 +98,7 @@ pub(super) fn reference_text() -> impl Strategy<Value = String> {
             text
         });
     prop_oneof![
-        8 => shaped,
+        16 => shaped,
         1 => "[0-9a-f]{64}",
         1 => "\\PC{0,40}",
     ]
@@ -107,7 +108,7 @@ pub(super) fn reference_text() -> impl Strategy<Value = String> {
 fn references_parse_without_panicking_and_print_back_to_themselves() {
     check(
         "references_parse_without_panicking_and_print_back_to_themselves",
-        4000,
+        3000,
         reference_text(),
         |text| {
             match Reference::parse(&text) {

@@ -126,7 +126,7 @@ fn plausible() -> impl Strategy<Value = String> {
         (
             select(&["dest", "src"][..]),
             nasty(),
-            prop::option::of(select(WORDS))
+            prop::option::of(select(&["latest", "feature/x", "a--b", "v1.2_3", "x/"][..]))
         )
             .prop_map(|(key, dir, tag)| {
                 let mut fields = vec!["type=local".to_string(), format!("{key}={dir}")];
@@ -134,7 +134,23 @@ fn plausible() -> impl Strategy<Value = String> {
                 fields
             }),
     ];
-    let export = (select(EXPORT_KEYS), select(WORDS)).prop_map(|(k, v)| format!("{k}={v}"));
+    let export = (select(EXPORT_KEYS), any::<prop::sample::Index>(), 0u8..5).prop_map(
+        |(key, pick, stray)| {
+            let accepted: &[&str] = match key {
+                "mode" => &["min", "max"],
+                "compression" => &["gzip", "zstd", "estargz", "uncompressed"],
+                "compression-level" => &["0", "3", "9"],
+                _ => &["true", "false", "1", "0", "T", "False"],
+            };
+            // Now and then a word another key takes, or none takes.
+            let value = if stray == 0 {
+                *pick.get(WORDS)
+            } else {
+                *pick.get(accepted)
+            };
+            format!("{key}={value}")
+        },
+    );
     (location, prop::collection::vec(export, 0..5), any::<bool>()).prop_map(
         |(location, export, quote_all)| {
             location
@@ -169,7 +185,7 @@ fn spec_text() -> impl Strategy<Value = String> {
 fn specs_parse_without_panicking_and_print_back_to_themselves() {
     check(
         "specs_parse_without_panicking_and_print_back_to_themselves",
-        3000,
+        2000,
         spec_text(),
         |text| {
             match parse_cache_to(&text) {

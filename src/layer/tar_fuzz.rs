@@ -59,7 +59,7 @@ fn number_field(width: usize) -> impl Strategy<Value = Vec<u8>> {
         bytes
     });
     prop_oneof![
-        4 => octal,
+        12 => octal,
         1 => base256,
         1 => max_u64,
         1 => prop::collection::vec(select(&b" 0178\0x-"[..]), width),
@@ -130,8 +130,20 @@ fn forged_entry() -> impl Strategy<Value = Vec<u8>> {
         1 => "[a-z/]{0,300}".prop_map(String::into_bytes),
         1 => prop::collection::vec(any::<u8>(), 0..1100),
     ];
-    (fields, data, 0u8..10, any::<bool>()).prop_map(
-        |((name, mode, size, mtime, typeflag, link, magic, prefix), data, checksum, pad)| {
+    (fields, data, 0u8..10, any::<bool>(), any::<bool>()).prop_map(
+        |(
+            (name, mode, size, mtime, typeflag, link, magic, prefix),
+            data,
+            checksum,
+            pad,
+            honest,
+        )| {
+            // A size that matches the data keeps the next header in step.
+            let size = if honest {
+                format!("{:011o}\0", data.len()).into_bytes()
+            } else {
+                size
+            };
             let mut block = [0u8; BLOCK];
             block[..name.len()].copy_from_slice(&name);
             block[100..108].copy_from_slice(&mode);
@@ -176,7 +188,7 @@ fn tar_reader_survives_forged_headers() {
     );
     check(
         "tar_reader_survives_forged_headers",
-        3000,
+        2000,
         archive,
         |(Bytes(bytes), copy)| {
             drain(&bytes, &copy);
@@ -484,7 +496,7 @@ fn tar_reader_agrees_with_the_tar_crate_on_valid_archives() {
     let format = select(&[Format::Gnu, Format::Ustar, Format::Old][..]);
     check(
         "tar_reader_agrees_with_the_tar_crate_on_valid_archives",
-        1500,
+        800,
         (prop::collection::vec(tree_entry(), 1..6), format),
         |(tree, format)| {
             let ours_bytes = write_ours(&tree);
@@ -543,7 +555,7 @@ fn tar_reader_survives_mutated_archives() {
         .prop_flat_map(mutated);
     check(
         "tar_reader_survives_mutated_archives",
-        2000,
+        1000,
         (archive, prop::collection::vec(any::<bool>(), 1..4)),
         |(Bytes(bytes), copy)| {
             drain(&bytes, &copy);
