@@ -6,7 +6,7 @@ RELEASE_BIN := target/release/regcache
 # (a real cargo target dir, there once the tests are built).
 BENCH_TREE ?=
 
-.PHONY: all build demo test lint unit generated bench deps clean
+.PHONY: all build demo test lint unit generated fuzz bench deps clean
 
 all: build
 
@@ -31,6 +31,24 @@ lint:
 # Rewrites the shell completions and man pages from the clap definitions.
 generated:
 	REGCACHE_BLESS=1 $(CARGO) test --test generated_files
+
+# The property tests (src/fuzz.rs, src/layer/tar_fuzz.rs) for as long as
+# asked, every property at once, each drawing fresh random cases in rounds
+# until the time is up:
+#   make fuzz                        60 seconds
+#   make fuzz FUZZ_SECONDS=600       ten minutes
+#   make fuzz PROPTEST_CASES=50000   one round of 50000 cases per property
+#                                    (with FUZZ_SECONDS too: rounds that size)
+# A failure prints its shrunk input and the PROPTEST_RNG_SEED that replays
+# it. The debug build is used on purpose: its overflow checks turn a silent
+# wrap-around into a failure.
+ifdef PROPTEST_CASES
+FUZZ_SECONDS ?= 0
+export PROPTEST_CASES
+endif
+FUZZ_SECONDS ?= 60
+fuzz:
+	REGCACHE_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --lib --locked fuzz -- --test-threads=64 --nocapture
 
 # Save/restore throughput against `tar | zstd -T0` on the same tree.
 bench: deps build

@@ -7,6 +7,8 @@
 pub mod cli;
 pub mod compression;
 pub mod digest;
+#[cfg(test)]
+mod fuzz;
 pub mod image;
 pub mod layer;
 pub mod ops;

@@ -363,6 +363,19 @@ mod tests {
         CacheConfig::from_json(json.as_bytes())
     }
 
+    /// Found by `fuzz::image`: without serde_json's exact float parsing,
+    /// this value came back as 1.825226899519952e25 after a re-encode.
+    #[test]
+    fn an_unknown_float_field_survives_a_reencode() {
+        let mut config = CacheConfig::default();
+        config.extra.insert(
+            "futureField".into(),
+            serde_json::json!(1.8252268995199518e25),
+        );
+        let again = parse(std::str::from_utf8(&config.to_json().unwrap()).unwrap()).unwrap();
+        assert_eq!(again, config);
+    }
+
     #[test]
     fn missing_parent_means_zero_and_is_omitted_again() {
         let json = format!(

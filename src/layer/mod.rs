@@ -17,6 +17,8 @@ pub mod root;
 mod safe_path;
 mod stage;
 mod stats;
+#[cfg(test)]
+mod tar_fuzz;
 mod tar_read;
 mod tar_write;
 pub mod unpack;

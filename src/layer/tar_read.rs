@@ -259,7 +259,10 @@ impl<R: BufRead> TarReader<R> {
     }
 
     fn skip_rest(&mut self) -> io::Result<()> {
-        self.remaining += std::mem::take(&mut self.pad);
+        // A hostile size near u64::MAX must not wrap to a short skip, which
+        // would read the entry's content as the next headers; saturated,
+        // the skip fails at the end of the input instead.
+        self.remaining = self.remaining.saturating_add(std::mem::take(&mut self.pad));
         self.skip_content()
     }
 
@@ -508,6 +511,27 @@ mod tests {
             .next_entry()
             .expect_err("bad checksum");
         assert!(err.to_string().contains("checksum"), "{err}");
+    }
+
+    /// Found by `tar_fuzz`: skipping an entry whose base-256 size is
+    /// u64::MAX overflowed (a panic in debug, a zero-byte skip in release).
+    #[test]
+    fn skipping_an_entry_of_the_largest_size_is_an_error() {
+        let mut block = [0u8; BLOCK];
+        block[0] = b'f';
+        block[124] = 0x80;
+        block[128..136].fill(0xff);
+        block[156] = b'0';
+        block[257..265].copy_from_slice(b"ustar\x0000");
+        block[148..156].fill(b' ');
+        let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+        block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let mut bytes = block.to_vec();
+        bytes.extend_from_slice(&[7; BLOCK]);
+        let mut reader = TarReader::new(&bytes[..]);
+        assert_eq!(reader.next_entry().unwrap().unwrap().path, b"f");
+        let err = reader.next_entry().expect_err("content runs past the end");
+        assert!(err.to_string().contains("ends inside"), "{err}");
     }
 
     #[test]
