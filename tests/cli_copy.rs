@@ -284,8 +284,22 @@ fn a_merge_is_the_union_of_its_sources() {
     got.sort();
     got.dedup();
     assert_eq!(got, blobs);
-    // Both builds ran the same steps: their records share digests.
-    assert!(merged.config.records.len() >= max.config.records.len());
+    // Records are united by digest: both builds ran the same steps, so
+    // they share digests, and the merge holds each exactly once.
+    let digests = |config: &regcache::image::CacheConfig| -> std::collections::BTreeSet<String> {
+        config
+            .records
+            .iter()
+            .map(|r| r.digest.to_string())
+            .collect()
+    };
+    let union: std::collections::BTreeSet<String> = digests(&max.config)
+        .union(&digests(&zstd.config))
+        .cloned()
+        .collect();
+    assert!(union.len() < max.config.records.len() + zstd.config.records.len());
+    assert_eq!(merged.config.records.len(), union.len());
+    assert_eq!(digests(&merged.config), union);
 }
 
 #[test]

@@ -503,9 +503,15 @@ fn inspect_reports_form_layers_records_and_entries() {
     assert_eq!(report["form"], "oci-index");
     assert_eq!(report["records"], 2);
     assert_eq!(report["results"], 2);
-    assert!(report["total_size"].as_u64().unwrap() > 0);
+    // The layout holds this one cache: its manifest and every blob it names.
+    let on_disk: u64 = fs::read_dir(cache.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert_eq!(report["total_size"].as_u64(), Some(on_disk), "{report}");
     let layers = report["layers"].as_array().unwrap();
-    assert!(!layers.is_empty());
+    // Two entries, each one part.
+    assert_eq!(layers.len(), 2, "{report}");
     for layer in layers {
         assert_eq!(layer["compression"], "zstd");
         assert_eq!(
