@@ -32,10 +32,12 @@ lint:
 generated:
 	REGCACHE_BLESS=1 $(CARGO) test --test generated_files
 
-# Save/restore throughput against `tar | zstd -T0` on the same tree.
+# Save/restore throughput against `tar | zstd -T0` on the same tree, and
+# the peak RSS of restoring a layer of 10^6 empty files.
 bench: deps build
 	$(CARGO) build --all-targets
-	scripts/bench.py $(RELEASE_BIN) $(BENCH_TREE)
+	$(CARGO) build --release --example many_files
+	scripts/bench.py $(RELEASE_BIN) $(BENCH_TREE) --many-files target/release/examples/many_files
 
 # Tools the tests and benchmarks call, installed only when missing.
 deps:
@@ -43,6 +45,7 @@ deps:
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 	@command -v zstd >/dev/null && command -v tar >/dev/null || scripts/apt-install.sh zstd tar
+	@test -x /usr/bin/time || scripts/apt-install.sh time
 	@test -x /usr/bin/docker-registry || scripts/apt-install.sh docker-registry
 
 clean:
