@@ -3,7 +3,11 @@
 Distribution registry on loopback, as ratios to `tar | zstd -T0` and
 `zstd -d | tar -x` of the same tree, measured in the same run.
 
-usage: scripts/bench.py REGCACHE_BIN [TREE]
+usage: scripts/bench.py REGCACHE_BIN [TREE] [--many-files TOOL]
+
+With --many-files (target/release/examples/many_files), also restores a
+gzip layer of 10^6 empty files (1000 dirs x 1000) and prints its time and
+peak RSS: memory must not grow with the number of entries (< 100 MiB).
 
 Without TREE, the tree is a real cargo target dir: the first --size MB of
 this project's own target/debug (rlibs, objects, dep-info, build-script
@@ -104,14 +108,32 @@ def best(label, cmd, runs, cwd=None, before=None):
     return min(times), rss
 
 
+def many_files(tool, dirs=1000, files=1000):
+    """Restore time and peak RSS of one layer of dirs x files empty files."""
+    work = tempfile.mkdtemp(prefix="regcache-bench-many-")
+    try:
+        blob = os.path.join(work, "layer.gz")
+        run(f"{tool} build {dirs} {files} {blob}")
+        out = os.path.join(work, "out")
+        os.sync()
+        seconds, peak = run(f"{tool} restore {blob} {out}")
+        print(f"restore of {dirs * files} empty files ({os.path.getsize(blob) / 1e6:.1f} MB gzip): "
+              f"{seconds:.2f}s, peak RSS {peak:.1f} MiB (target < 100)", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("bin")
     parser.add_argument("tree", nargs="?")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size", type=int, default=700, help="MB of target/debug to use")
+    parser.add_argument("--many-files", help="the many_files example, for the 10^6-file restore")
     args = parser.parse_args()
     binary = os.path.abspath(args.bin)
+    if args.many_files:
+        many_files(os.path.abspath(args.many_files))
     sample_dir = None
     if args.tree:
         tree = os.path.abspath(args.tree)

@@ -10,12 +10,15 @@
 //! names with `O_EXCL` semantics.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::CString;
 use std::ffi::OsStr;
 use std::fs::{self, File, FileTimes, Metadata, OpenOptions, Permissions};
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 
@@ -41,6 +44,9 @@ const ESTARGZ_METADATA: [&[u8]; 3] = [
 pub struct TempNames {
     prefix: String,
     counter: u64,
+    /// Layers staged so far: part of staged names, so a temporary a failed
+    /// rollback left behind is never taken for one of a later layer.
+    layer: u64,
 }
 
 impl TempNames {
@@ -58,7 +64,31 @@ impl TempNames {
                 random & 0xffff_ffff_ffff
             ),
             counter: 0,
+            layer: 0,
         }
+    }
+
+    fn next_layer(&mut self) {
+        self.layer += 1;
+    }
+
+    /// The temporary name of a staged `name`, in its destination directory:
+    /// derived from the name, so the file system itself tells whether this
+    /// layer staged that name (no per-entry memory), and of fixed length
+    /// however long the name.
+    fn staged(&self, name: &[u8], slot: Slot) -> Vec<u8> {
+        let hash = Sha256::digest(name);
+        let suffix = match slot {
+            Slot::Plain => "",
+            Slot::Hardlink => "-h",
+        };
+        format!(
+            "{}{}-{}{suffix}",
+            self.prefix,
+            self.layer,
+            hex::encode(&hash[..16])
+        )
+        .into_bytes()
     }
 
     fn next(&mut self) -> Vec<u8> {
@@ -119,35 +149,76 @@ impl StagedKind {
     }
 }
 
-enum Node {
-    Dir {
-        /// Where it is now: its real path, or a temporary one if it must
-        /// replace a non-directory (see `replaces`).
-        actual: Vec<u8>,
-        /// The real path a temporary directory is renamed to at commit.
-        replaces: Option<Vec<u8>>,
-        /// Made by this layer, so nothing under it can pre-exist on disk.
-        fresh: bool,
-        /// From the archive's entry; `None` for a parent it only implies.
-        meta: Option<(u32, MTime)>,
-    },
-    Staged {
-        kind: StagedKind,
-        temp: Vec<u8>,
-        dest: Vec<u8>,
-        /// The parent pre-existed, so a directory may sit at `dest`.
-        check: bool,
-    },
+/// Which of a staged name's two temporaries holds it. Hard links get
+/// their own, so a superseded entry's kind (and so its stats) can be told
+/// from `lstat`: a hard link's inode looks like any regular file's.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Slot {
+    /// A regular file or a symlink.
+    Plain,
+    Hardlink,
+}
+
+impl Slot {
+    fn of(kind: StagedKind) -> Slot {
+        match kind {
+            StagedKind::Hardlink => Slot::Hardlink,
+            StagedKind::File | StagedKind::Symlink => Slot::Plain,
+        }
+    }
+
+    fn other(self) -> Slot {
+        match self {
+            Slot::Plain => Slot::Hardlink,
+            Slot::Hardlink => Slot::Plain,
+        }
+    }
+}
+
+/// A directory this layer places or passes through. Directories stay in
+/// memory (they are few); everything else is found on disk by its
+/// temporary name (see [`TempNames::staged`]) and listed in a [`Journal`].
+struct Dir {
+    /// Where it is now: its real path, or a temporary one if it must
+    /// replace a non-directory (see `replaces`).
+    actual: Vec<u8>,
+    /// The real path a temporary directory is renamed to at commit.
+    replaces: Option<Vec<u8>>,
+    /// Made by this layer, so nothing under it can pre-exist on disk.
+    fresh: bool,
+    /// From the archive's entry; `None` for a parent it only implies.
+    meta: Option<(u32, MTime)>,
+    /// A hard link was staged in it, so names there have two temporaries
+    /// to look at.
+    links: bool,
+}
+
+impl Dir {
+    fn new(actual: Vec<u8>, fresh: bool, meta: Option<(u32, MTime)>) -> Dir {
+        Dir {
+            actual,
+            replaces: None,
+            fresh,
+            meta,
+            links: false,
+        }
+    }
+}
+
+/// A non-directory this layer staged, as found on disk.
+struct Staged {
+    kind: StagedKind,
+    temp: Vec<u8>,
 }
 
 pub struct Stage<'a> {
     root: &'a Path,
     layer: &'a Digest,
     temps: &'a mut TempNames,
-    /// Every archive path this layer places or passes through.
-    nodes: HashMap<Vec<u8>, Node>,
-    /// Staged paths in archive order: renamed in this order.
-    order: Vec<Vec<u8>>,
+    /// Every directory this layer places or passes through; "" is the root.
+    dirs: HashMap<Vec<u8>, Dir>,
+    /// Staged non-directories in archive order: renamed in this order.
+    journal: Option<Journal>,
     /// Directories built under a temporary name, in archive order.
     redirects: Vec<Vec<u8>>,
     whiteouts: Vec<Vec<u8>>,
@@ -158,6 +229,10 @@ pub struct Stage<'a> {
     loosened: Vec<(Vec<u8>, u32)>,
     /// Skip estargz's own metadata files at the root.
     estargz: bool,
+    /// Bytes free on the root's file system when the layer started, if
+    /// known; content this layer staged since then is `written`.
+    free: Option<u64>,
+    written: u64,
     stats: EntryStats,
 }
 
@@ -168,20 +243,38 @@ impl<'a> Stage<'a> {
         temps: &'a mut TempNames,
         estargz: bool,
     ) -> Stage<'a> {
+        temps.next_layer();
+        let free = match free_space(root) {
+            Ok(free) => Some(free),
+            Err(e) => {
+                tracing::warn!(root = %root.display(), error = %e, "cannot tell the free space; entry sizes are not checked against it");
+                None
+            }
+        };
+        let mut dirs = HashMap::new();
+        dirs.insert(Vec::new(), Dir::new(Vec::new(), false, None));
         Stage {
             root,
             layer,
             temps,
-            nodes: HashMap::new(),
-            order: Vec::new(),
+            dirs,
+            journal: None,
             redirects: Vec::new(),
             whiteouts: Vec::new(),
             opaques: Vec::new(),
             created: Vec::new(),
             loosened: Vec::new(),
             estargz,
+            free,
+            written: 0,
             stats: EntryStats::default(),
         }
+    }
+
+    /// Pretends the file system has `bytes` free, so tests need no full disk.
+    #[cfg(test)]
+    pub fn set_free_space(&mut self, bytes: u64) {
+        self.free = Some(bytes);
     }
 
     fn unsafe_entry(&self, entry: &[u8], reason: impl Into<String>) -> UnpackError {
@@ -235,15 +328,9 @@ impl<'a> Stage<'a> {
         if rel.is_empty() {
             return match header.kind {
                 Kind::Dir => {
-                    self.nodes.insert(
-                        Vec::new(),
-                        Node::Dir {
-                            actual: Vec::new(),
-                            replaces: None,
-                            fresh: false,
-                            meta: Some((header.mode & KEPT_MODE_BITS, header.mtime)),
-                        },
-                    );
+                    if let Some(root) = self.dirs.get_mut(&Vec::new()) {
+                        root.meta = Some((header.mode & KEPT_MODE_BITS, header.mtime));
+                    }
                     Ok(())
                 }
                 _ => Err(self.unsafe_entry(&header.path, "names the entry root itself")),
@@ -281,7 +368,7 @@ impl<'a> Stage<'a> {
     }
 
     fn is_fresh(&self, rel: &[u8]) -> bool {
-        matches!(self.nodes.get(rel), Some(Node::Dir { fresh: true, .. }))
+        self.dirs.get(rel).is_some_and(|dir| dir.fresh)
     }
 
     /// The current on-disk path of directory `rel`, creating it (and its
@@ -291,17 +378,16 @@ impl<'a> Stage<'a> {
         if rel.is_empty() {
             return Ok(Vec::new());
         }
-        match self.nodes.get(rel) {
-            Some(Node::Dir { actual, .. }) => return Ok(actual.clone()),
-            Some(Node::Staged { kind, .. }) => {
-                let reason = format!(
-                    "its parent {:?} is a {} in this layer",
-                    lossy(rel),
-                    kind.noun()
-                );
-                return Err(self.unsafe_entry(entry, reason));
-            }
-            None => {}
+        if let Some(dir) = self.dirs.get(rel) {
+            return Ok(dir.actual.clone());
+        }
+        if let Some(staged) = self.find_staged(rel)? {
+            let reason = format!(
+                "its parent {:?} is a {} in this layer",
+                lossy(rel),
+                staged.kind.noun()
+            );
+            return Err(self.unsafe_entry(entry, reason));
         }
         let (parent, name) = split_last(rel);
         let parent_actual = self.ensure_dir(entry, parent)?;
@@ -338,15 +424,8 @@ impl<'a> Stage<'a> {
                 });
             }
         };
-        self.nodes.insert(
-            rel.to_vec(),
-            Node::Dir {
-                actual: actual.clone(),
-                replaces: None,
-                fresh,
-                meta: None,
-            },
-        );
+        self.dirs
+            .insert(rel.to_vec(), Dir::new(actual.clone(), fresh, None));
         Ok(actual)
     }
 
@@ -377,22 +456,19 @@ impl<'a> Stage<'a> {
 
     fn add_dir(&mut self, rel: &[u8], header: &Header) -> Result<(), UnpackError> {
         let meta = Some((header.mode & KEPT_MODE_BITS, header.mtime));
-        match self.nodes.get_mut(rel) {
-            Some(Node::Dir { meta: known, .. }) => {
-                if known.is_none() {
-                    self.stats.dirs += 1;
-                }
-                *known = meta;
-                return Ok(());
+        if let Some(dir) = self.dirs.get_mut(rel) {
+            if dir.meta.is_none() {
+                self.stats.dirs += 1;
             }
-            Some(Node::Staged { kind, .. }) => {
-                let reason = format!(
-                    "appears twice in this layer, as a {} and as a directory",
-                    kind.noun()
-                );
-                return Err(self.unsafe_entry(rel, reason));
-            }
-            None => {}
+            dir.meta = meta;
+            return Ok(());
+        }
+        if let Some(staged) = self.find_staged(rel)? {
+            let reason = format!(
+                "appears twice in this layer, as a {} and as a directory",
+                staged.kind.noun()
+            );
+            return Err(self.unsafe_entry(rel, reason));
         }
         let (parent, name) = split_last(rel);
         let parent_actual = self.ensure_dir(rel, parent)?;
@@ -402,24 +478,14 @@ impl<'a> Stage<'a> {
         } else {
             self.lstat(&actual)?
         };
-        let node = match existing {
+        let dir = match existing {
             None => {
                 self.mkdir(&actual)?;
-                Node::Dir {
-                    actual,
-                    replaces: None,
-                    fresh: true,
-                    meta,
-                }
+                Dir::new(actual, true, meta)
             }
             Some(on_disk_meta) if on_disk_meta.is_dir() => {
                 self.loosen(&actual, &on_disk_meta)?;
-                Node::Dir {
-                    actual,
-                    replaces: None,
-                    fresh: false,
-                    meta,
-                }
+                Dir::new(actual, false, meta)
             }
             Some(_) => {
                 // A file or symlink is in the way. Build the directory under
@@ -427,15 +493,13 @@ impl<'a> Stage<'a> {
                 // layer also whites the path out, else it is a type conflict.
                 let temp = self.make_temp(&parent_actual, |path| fs::create_dir(path))?;
                 self.redirects.push(rel.to_vec());
-                Node::Dir {
-                    actual: temp,
+                Dir {
                     replaces: Some(actual),
-                    fresh: true,
-                    meta,
+                    ..Dir::new(temp, true, meta)
                 }
             }
         };
-        self.nodes.insert(rel.to_vec(), node);
+        self.dirs.insert(rel.to_vec(), dir);
         self.stats.dirs += 1;
         Ok(())
     }
@@ -465,13 +529,9 @@ impl<'a> Stage<'a> {
     }
 
     /// Common start of staging a non-directory: refuses a same-layer
-    /// directory of that name and returns `(parent's on-disk path, check)`.
-    fn prepare_staged(
-        &mut self,
-        rel: &[u8],
-        kind: StagedKind,
-    ) -> Result<(Vec<u8>, bool), UnpackError> {
-        if let Some(Node::Dir { .. }) = self.nodes.get(rel) {
+    /// directory of that name and returns where it goes.
+    fn prepare_staged(&mut self, rel: &[u8], kind: StagedKind) -> Result<Target, UnpackError> {
+        if self.dirs.contains_key(rel) {
             let reason = format!(
                 "appears twice in this layer, as a directory and as a {}",
                 kind.noun()
@@ -480,35 +540,145 @@ impl<'a> Stage<'a> {
         }
         let (parent, _) = split_last(rel);
         let parent_actual = self.ensure_dir(rel, parent)?;
-        Ok((parent_actual, !self.is_fresh(parent)))
+        Ok(Target {
+            check: !self.is_fresh(parent),
+            parent_actual,
+        })
     }
 
-    /// Records a staged temporary. A later entry of the same name in one
-    /// layer replaces the earlier one, as in any tar extraction.
-    fn insert_staged(
+    /// The temporary of `name` in the on-disk directory `dir`.
+    fn temp_in(&self, dir: &[u8], name: &[u8], slot: Slot) -> Vec<u8> {
+        join(dir, &self.temps.staged(name, slot))
+    }
+
+    /// What this layer staged at archive path `rel`, found on disk by its
+    /// temporary names; `None` if nothing, or a directory.
+    fn find_staged(&self, rel: &[u8]) -> Result<Option<Staged>, UnpackError> {
+        let (parent, name) = split_last(rel);
+        let Some(dir) = self.dirs.get(parent) else {
+            // Staging always goes through its parent first.
+            return Ok(None);
+        };
+        let plain = self.temp_in(&dir.actual, name, Slot::Plain);
+        if let Some(meta) = self.lstat(&plain)? {
+            let kind = if meta.file_type().is_symlink() {
+                StagedKind::Symlink
+            } else {
+                StagedKind::File
+            };
+            return Ok(Some(Staged { kind, temp: plain }));
+        }
+        if dir.links {
+            let link = self.temp_in(&dir.actual, name, Slot::Hardlink);
+            if self.lstat(&link)?.is_some() {
+                return Ok(Some(Staged {
+                    kind: StagedKind::Hardlink,
+                    temp: link,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Creates `rel`'s temporary with `create`, which must fail with
+    /// `AlreadyExists` rather than replace. A later entry of the same name
+    /// in one layer replaces the earlier one, as in any tar extraction,
+    /// and is renamed where the first one would have been.
+    fn stage(
         &mut self,
         rel: &[u8],
         kind: StagedKind,
-        temp: Vec<u8>,
-        parent_actual: &[u8],
-        check: bool,
-    ) {
-        let (_, name) = split_last(rel);
-        let node = Node::Staged {
-            kind,
-            temp,
-            dest: join(parent_actual, name),
-            check,
-        };
-        match self.nodes.insert(rel.to_vec(), node) {
-            None => self.order.push(rel.to_vec()),
-            Some(Node::Staged { temp, .. }) => {
-                if let Err(e) = fs::remove_file(on_disk(self.root, &temp)) {
-                    tracing::debug!(temp = %lossy(&temp), error = %e, "removing a superseded temporary");
-                }
+        target: &Target,
+        mut create: impl FnMut(&Path) -> io::Result<()>,
+    ) -> Result<Vec<u8>, UnpackError> {
+        let (parent, name) = split_last(rel);
+        let slot = Slot::of(kind);
+        let temp = self.temp_in(&target.parent_actual, name, slot);
+        let path = on_disk(self.root, &temp);
+        let mut seen = match create(&path) {
+            Ok(()) => false,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.supersede(&temp, slot)?;
+                create(&path).map_err(|e| self.io(rel, e))?;
+                true
             }
-            Some(Node::Dir { .. }) => {} // refused in prepare_staged
+            Err(e) => return Err(self.io(rel, e)),
+        };
+        let links_here = self.dirs.get(parent).is_some_and(|dir| dir.links);
+        if kind == StagedKind::Hardlink || links_here {
+            let other = self.temp_in(&target.parent_actual, name, slot.other());
+            seen |= self.supersede(&other, slot.other())?;
         }
+        if kind == StagedKind::Hardlink
+            && let Some(dir) = self.dirs.get_mut(parent)
+        {
+            dir.links = true;
+        }
+        if !seen && let Err(e) = self.record(rel, target) {
+            // Not in the journal, so rollback would not find it.
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(temp)
+    }
+
+    /// Removes an earlier entry's temporary, if there is one, and takes it
+    /// back out of the stats. `true` if there was one.
+    fn supersede(&mut self, temp: &[u8], slot: Slot) -> Result<bool, UnpackError> {
+        let Some(meta) = self.lstat(temp)? else {
+            return Ok(false);
+        };
+        let stats = &mut self.stats;
+        match slot {
+            Slot::Hardlink => stats.hardlinks = stats.hardlinks.saturating_sub(1),
+            Slot::Plain if meta.file_type().is_symlink() => {
+                stats.symlinks = stats.symlinks.saturating_sub(1);
+            }
+            Slot::Plain => {
+                stats.files = stats.files.saturating_sub(1);
+                stats.bytes = stats.bytes.saturating_sub(meta.len());
+                self.written = self.written.saturating_sub(meta.len());
+            }
+        }
+        tracing::debug!(temp = %lossy(temp), "removing a superseded temporary");
+        fs::remove_file(on_disk(self.root, temp)).map_err(|e| self.io(temp, e))?;
+        Ok(true)
+    }
+
+    /// Lists a newly staged name in the journal, made on first use.
+    fn record(&mut self, rel: &[u8], target: &Target) -> Result<(), UnpackError> {
+        let journal = match &mut self.journal {
+            Some(journal) => journal,
+            None => self
+                .journal
+                .insert(Journal::create(self.root).map_err(|e| self.io(b"", e))?),
+        };
+        journal
+            .push(rel, &target.parent_actual, target.check)
+            .map_err(|e| UnpackError::Io {
+                path: on_disk(self.root, b""),
+                source: e,
+            })
+    }
+
+    /// Refuses, before a byte of it is written, content that cannot fit in
+    /// what the file system had free minus what this layer already wrote
+    /// (its temporaries hold that space until commit).
+    fn check_space(&self, rel: &[u8], size: u64) -> Result<(), UnpackError> {
+        let Some(free) = self.free else {
+            return Ok(());
+        };
+        let left = free.saturating_sub(self.written);
+        if size > left {
+            return Err(UnpackError::NoSpace {
+                layer: self.layer.clone(),
+                entry: lossy(rel),
+                size,
+                path: self.root.to_path_buf(),
+                free: left,
+            });
+        }
+        Ok(())
     }
 
     fn add_file<R: BufRead>(
@@ -517,9 +687,10 @@ impl<'a> Stage<'a> {
         header: &Header,
         tar: &mut TarReader<R>,
     ) -> Result<(), UnpackError> {
-        let (parent_actual, check) = self.prepare_staged(rel, StagedKind::File)?;
+        let target = self.prepare_staged(rel, StagedKind::File)?;
         let mut file: Option<File> = None;
-        let temp = self.make_temp(&parent_actual, |path| {
+        // Recorded before writing, so a failure below removes the temporary.
+        self.stage(rel, StagedKind::File, &target, |path| {
             let created = OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -528,11 +699,12 @@ impl<'a> Stage<'a> {
             file = Some(created);
             Ok(())
         })?;
-        // Recorded before writing, so a failure below removes the temporary.
-        self.insert_staged(rel, StagedKind::File, temp, &parent_actual, check);
         let Some(mut file) = file else {
             return Err(self.io(rel, io::Error::other("temporary file was not opened")));
         };
+        // After staging, so a superseded duplicate's space counts as free;
+        // the temporary is still empty.
+        self.check_space(rel, header.size)?;
         let written = tar.copy_content(&mut file).map_err(|e| match e {
             CopyError::Archive(source) => UnpackError::Blob {
                 layer: self.layer.clone(),
@@ -540,6 +712,7 @@ impl<'a> Stage<'a> {
             },
             CopyError::Output(source) => self.io(rel, source),
         })?;
+        self.written += written;
         file.set_permissions(Permissions::from_mode(header.mode & KEPT_MODE_BITS))
             .map_err(|e| self.io(rel, e))?;
         // Last, so nothing bumps the mtime afterwards.
@@ -551,20 +724,13 @@ impl<'a> Stage<'a> {
     }
 
     fn add_symlink(&mut self, rel: &[u8], header: &Header) -> Result<(), UnpackError> {
-        let (parent_actual, check) = self.prepare_staged(rel, StagedKind::Symlink)?;
+        let target = self.prepare_staged(rel, StagedKind::Symlink)?;
         // The target is stored as-is, dangling or not: restore never
         // follows a symlink, so where it points is harmless here.
-        let target = OsStr::from_bytes(&header.link);
-        let temp = self.make_temp(&parent_actual, |path| {
-            std::os::unix::fs::symlink(target, path)
+        let link = OsStr::from_bytes(&header.link);
+        let temp = self.stage(rel, StagedKind::Symlink, &target, |path| {
+            std::os::unix::fs::symlink(link, path)
         })?;
-        self.insert_staged(
-            rel,
-            StagedKind::Symlink,
-            temp.clone(),
-            &parent_actual,
-            check,
-        );
         let time = filetime::FileTime::from_system_time(header.mtime.to_system_time());
         filetime::set_symlink_file_times(on_disk(self.root, &temp), time, time)
             .map_err(|e| self.io(rel, e))?;
@@ -573,20 +739,25 @@ impl<'a> Stage<'a> {
     }
 
     fn add_hardlink(&mut self, rel: &[u8], header: &Header) -> Result<(), UnpackError> {
-        let target = normalize(&header.link).map_err(|reason| {
+        let link = normalize(&header.link).map_err(|reason| {
             self.unsafe_entry(
                 rel,
                 format!("hard link target {:?}: {reason}", lossy(&header.link)),
             )
         })?;
-        if target.is_empty() {
+        if link.is_empty() {
             return Err(self.unsafe_entry(rel, "hard link to the entry root"));
         }
-        let source = self.link_source(rel, &target)?;
-        let (parent_actual, check) = self.prepare_staged(rel, StagedKind::Hardlink)?;
+        let source = self.link_source(rel, &link)?;
+        let target = self.prepare_staged(rel, StagedKind::Hardlink)?;
+        if source == self.temp_in(&target.parent_actual, split_last(rel).1, Slot::Hardlink) {
+            // The same link staged again, over itself: already in place.
+            return Ok(());
+        }
         let source_path = on_disk(self.root, &source);
-        let temp = self.make_temp(&parent_actual, |path| fs::hard_link(&source_path, path))?;
-        self.insert_staged(rel, StagedKind::Hardlink, temp, &parent_actual, check);
+        self.stage(rel, StagedKind::Hardlink, &target, |path| {
+            fs::hard_link(&source_path, path)
+        })?;
         self.stats.hardlinks += 1;
         Ok(())
     }
@@ -601,35 +772,31 @@ impl<'a> Stage<'a> {
                 format!("hard link target {:?}: {reason}", lossy(target)),
             )
         };
-        match self.nodes.get(target) {
-            Some(Node::Staged {
-                kind: StagedKind::File | StagedKind::Hardlink,
-                temp,
+        if self.dirs.contains_key(target) {
+            return Err(refuse("is a directory, not a regular file".into()));
+        }
+        match self.find_staged(target)? {
+            Some(Staged {
+                kind: kind @ StagedKind::Symlink,
                 ..
-            }) => return Ok(temp.clone()),
-            Some(Node::Staged { kind, .. }) => {
+            }) => {
                 return Err(refuse(format!("is a {}, not a regular file", kind.noun())));
             }
-            Some(Node::Dir { .. }) => {
-                return Err(refuse("is a directory, not a regular file".into()));
-            }
+            Some(staged) => return Ok(staged.temp),
             None => {}
         }
         let mut parent_actual = Vec::new();
         for ancestor in ancestors(target) {
-            match self.nodes.get(ancestor) {
-                Some(Node::Dir { actual, .. }) => {
-                    parent_actual = actual.clone();
-                    continue;
-                }
-                Some(Node::Staged { kind, .. }) => {
-                    return Err(refuse(format!(
-                        "goes through {:?}, a {} in this layer",
-                        lossy(ancestor),
-                        kind.noun()
-                    )));
-                }
-                None => {}
+            if let Some(dir) = self.dirs.get(ancestor) {
+                parent_actual = dir.actual.clone();
+                continue;
+            }
+            if let Some(staged) = self.find_staged(ancestor)? {
+                return Err(refuse(format!(
+                    "goes through {:?}, a {} in this layer",
+                    lossy(ancestor),
+                    staged.kind.noun()
+                )));
             }
             let actual = join(&parent_actual, split_last(ancestor).1);
             match self.lstat(&actual)? {
@@ -669,26 +836,23 @@ impl<'a> Stage<'a> {
             path: lossy(rel),
             reason: reason.to_string(),
         };
-        for rel in &self.order {
-            if let Some(Node::Staged {
-                dest,
-                check: true,
-                kind,
-                ..
-            }) = self.nodes.get(rel)
-                && let Some(meta) = self.lstat(dest)?
+        self.each_record(|record| {
+            if record.check
+                && let Some(meta) = self.lstat(&record.dest())?
                 && meta.is_dir()
-                && !self.hidden(rel, &whiteouts, &opaques)
+                && !self.hidden(&record.rel, &whiteouts, &opaques)
             {
+                let kind = self.find_staged(&record.rel)?.map(|s| s.kind);
                 return Err(conflict(
-                    rel,
+                    &record.rel,
                     &format!(
                         "a directory is on disk where this layer has a {}",
-                        kind.noun()
+                        kind.map_or("non-directory", StagedKind::noun)
                     ),
                 ));
             }
-        }
+            Ok(())
+        })?;
         for rel in &self.redirects {
             if !self.hidden(rel, &whiteouts, &opaques) {
                 return Err(conflict(
@@ -763,55 +927,33 @@ impl<'a> Stage<'a> {
             }
         }
 
-        for rel in &self.order {
-            let Some(Node::Staged {
-                kind, temp, dest, ..
-            }) = self.nodes.get(rel)
-            else {
-                continue;
-            };
-            let temp_path = on_disk(self.root, temp);
-            fs::rename(&temp_path, on_disk(self.root, dest)).map_err(|e| self.io(rel, e))?;
-            // rename() between two names of one inode does nothing, leaving
-            // the temporary behind: that happens when a hard link is
-            // restored over itself.
-            if *kind == StagedKind::Hardlink && fs::symlink_metadata(&temp_path).is_ok() {
-                fs::remove_file(&temp_path).map_err(|e| self.io(temp, e))?;
-            }
-        }
+        self.each_record(|record| self.rename_staged(record))?;
 
         for i in 0..self.redirects.len() {
             let rel = self.redirects[i].clone();
-            let Some(Node::Dir {
-                actual, replaces, ..
-            }) = self.nodes.get_mut(&rel)
-            else {
+            let Some(dir) = self.dirs.get_mut(&rel) else {
                 continue;
             };
-            let Some(dest) = replaces.clone() else {
+            let Some(dest) = dir.replaces.clone() else {
                 continue;
             };
-            let (from, to) = (on_disk(self.root, actual), on_disk(self.root, &dest));
+            let (from, to) = (on_disk(self.root, &dir.actual), on_disk(self.root, &dest));
             fs::rename(from, to).map_err(|e| UnpackError::Io {
                 path: on_disk(self.root, &rel),
                 source: e,
             })?;
             // Now in place: a rollback must no longer remove it.
-            *actual = dest;
-            *replaces = None;
+            dir.actual = dest;
+            dir.replaces = None;
         }
 
-        for (rel, node) in &self.nodes {
-            if let Node::Dir {
-                meta: Some((mode, mtime)),
-                ..
-            } = node
-            {
+        for (rel, dir) in &self.dirs {
+            if let Some((mode, mtime)) = dir.meta {
                 restored.dirs.insert(
                     rel.clone(),
                     DirMeta {
-                        mode: Some(*mode),
-                        mtime: Some(*mtime),
+                        mode: Some(mode),
+                        mtime: Some(mtime),
                     },
                 );
             }
@@ -824,6 +966,50 @@ impl<'a> Stage<'a> {
         }
         restored.stats.add(&self.stats);
         self.created.clear();
+        Ok(())
+    }
+
+    /// Renames a staged name's temporary (whichever slot holds it) into place.
+    fn rename_staged(&self, record: &Record) -> Result<(), UnpackError> {
+        let name = split_last(&record.rel).1;
+        let dest = on_disk(self.root, &record.dest());
+        let plain = on_disk(
+            self.root,
+            &self.temp_in(&record.parent_actual, name, Slot::Plain),
+        );
+        match fs::rename(&plain, &dest) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.io(&record.rel, e)),
+        }
+        let link = self.temp_in(&record.parent_actual, name, Slot::Hardlink);
+        let link_path = on_disk(self.root, &link);
+        fs::rename(&link_path, &dest).map_err(|e| self.io(&record.rel, e))?;
+        // rename() between two names of one inode does nothing, leaving the
+        // temporary behind: that happens when a hard link is restored over
+        // itself.
+        if fs::symlink_metadata(&link_path).is_ok() {
+            fs::remove_file(&link_path).map_err(|e| self.io(&link, e))?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` on every journal record, in archive order.
+    fn each_record(
+        &self,
+        mut f: impl FnMut(&Record) -> Result<(), UnpackError>,
+    ) -> Result<(), UnpackError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let journal_err = |source| UnpackError::Io {
+            path: on_disk(self.root, b""),
+            source,
+        };
+        let mut records = journal.records();
+        while let Some(record) = records.next().map_err(journal_err)? {
+            f(&record)?;
+        }
         Ok(())
     }
 
@@ -861,15 +1047,17 @@ impl<'a> Stage<'a> {
                 continue;
             };
             let path = on_disk(self.root, &rel);
-            match self.nodes.get(&rel) {
-                Some(Node::Dir { replaces: None, .. }) if meta.is_dir() => {
-                    for name in self.children(&rel)? {
-                        work.push(join(&rel, &name));
-                    }
+            let ours = self.dirs.get(&rel);
+            if meta.is_dir() && ours.is_some_and(|dir| dir.replaces.is_none()) {
+                for name in self.children(&rel)? {
+                    work.push(join(&rel, &name));
                 }
+                continue;
+            }
+            match meta.is_dir() {
                 // The staged rename replaces a non-directory atomically.
-                Some(Node::Staged { .. }) if !meta.is_dir() => {}
-                _ if meta.is_dir() => {
+                false if self.find_staged(&rel)?.is_some() => {}
+                true => {
                     tracing::debug!(path = %path.display(), "whiteout removes directory");
                     fs::remove_dir_all(&path).map_err(|e| self.io(&rel, e))?;
                     restored.purge(&rel);
@@ -883,25 +1071,35 @@ impl<'a> Stage<'a> {
         Ok(())
     }
 
+    /// Removes both possible temporaries of a staged name.
+    fn remove_staged(&self, record: &Record) {
+        let name = split_last(&record.rel).1;
+        for slot in [Slot::Plain, Slot::Hardlink] {
+            let path = on_disk(self.root, &self.temp_in(&record.parent_actual, name, slot));
+            if let Err(e) = fs::remove_file(&path)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove a temporary file");
+            }
+        }
+    }
+
     /// Removes every temporary, every directory this layer created that is
     /// still empty, and gives loosened directories their mode back.
     pub fn rollback(&mut self) {
-        for rel in &self.order {
-            if let Some(Node::Staged { temp, .. }) = self.nodes.get(rel) {
-                let path = on_disk(self.root, temp);
-                if let Err(e) = fs::remove_file(&path)
-                    && e.kind() != io::ErrorKind::NotFound
-                {
-                    tracing::warn!(path = %path.display(), error = %e, "could not remove a temporary file");
-                }
-            }
+        let removed = self.each_record(|record| {
+            self.remove_staged(record);
+            Ok(())
+        });
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, "could not read back what this layer staged; temporaries may remain");
         }
         for rel in &self.redirects {
-            if let Some(Node::Dir {
+            if let Some(Dir {
                 actual,
                 replaces: Some(_),
                 ..
-            }) = self.nodes.get(rel)
+            }) = self.dirs.get(rel)
             {
                 let path = on_disk(self.root, actual);
                 if let Err(e) = fs::remove_dir_all(&path) {
@@ -917,5 +1115,215 @@ impl<'a> Stage<'a> {
             let _ = fs::set_permissions(on_disk(self.root, &rel), Permissions::from_mode(mode));
         }
         self.created.clear();
+    }
+}
+
+/// Where a staged non-directory goes.
+struct Target {
+    /// Its parent's on-disk path (a temporary one for a redirected parent).
+    parent_actual: Vec<u8>,
+    /// The parent pre-existed, so a directory may sit at the destination.
+    check: bool,
+}
+
+/// One staged name, as the journal lists it.
+struct Record {
+    rel: Vec<u8>,
+    parent_actual: Vec<u8>,
+    check: bool,
+}
+
+impl Record {
+    fn dest(&self) -> Vec<u8> {
+        join(&self.parent_actual, split_last(&self.rel).1)
+    }
+}
+
+/// Longest name the journal reads back: far above what the tar reader
+/// accepts, only there to keep a damaged journal from asking for gigabytes.
+const MAX_JOURNAL_NAME: usize = 16 << 20;
+
+/// The names one layer staged (non-directories), in archive order, spilled
+/// to an unnamed file: a layer may hold millions of them, and memory must
+/// not grow with that.
+struct Journal {
+    out: BufWriter<File>,
+}
+
+impl Journal {
+    fn create(root: &Path) -> io::Result<Journal> {
+        // Beside the restore, on its file system, rather than in a /tmp
+        // that may be RAM; there if the root refuses (a read-only root
+        // whose subdirectories are restored into).
+        let file = tempfile::tempfile_in(root).or_else(|e| {
+            tracing::debug!(root = %root.display(), error = %e, "journal goes to the temporary directory");
+            tempfile::tempfile()
+        })?;
+        Ok(Journal {
+            out: BufWriter::with_capacity(64 * 1024, file),
+        })
+    }
+
+    fn push(&mut self, rel: &[u8], parent_actual: &[u8], check: bool) -> io::Result<()> {
+        self.out.write_all(&[u8::from(check)])?;
+        for field in [rel, parent_actual] {
+            let len = u32::try_from(field.len()).map_err(io::Error::other)?;
+            self.out.write_all(&len.to_le_bytes())?;
+            self.out.write_all(field)?;
+        }
+        Ok(())
+    }
+
+    /// Everything pushed so far: what reached the file, then what is still
+    /// buffered. Never flushes, so a rollback after a failed write (a full
+    /// disk) still finds every temporary.
+    fn records(&self) -> Records<'_> {
+        let written = ReadAt {
+            file: self.out.get_ref(),
+            pos: 0,
+        };
+        Records {
+            input: BufReader::new(written.chain(self.out.buffer())),
+        }
+    }
+}
+
+struct Records<'a> {
+    input: BufReader<io::Chain<ReadAt<'a>, &'a [u8]>>,
+}
+
+impl Records<'_> {
+    fn next(&mut self) -> io::Result<Option<Record>> {
+        let mut check = [0u8; 1];
+        if self.input.read(&mut check)? == 0 {
+            return Ok(None);
+        }
+        let rel = self.field()?;
+        let parent_actual = self.field()?;
+        Ok(Some(Record {
+            rel,
+            parent_actual,
+            check: check[0] != 0,
+        }))
+    }
+
+    fn field(&mut self) -> io::Result<Vec<u8>> {
+        let mut len = [0u8; 4];
+        self.input.read_exact(&mut len)?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len > MAX_JOURNAL_NAME {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "damaged staging journal",
+            ));
+        }
+        let mut field = vec![0; len];
+        self.input.read_exact(&mut field)?;
+        Ok(field)
+    }
+}
+
+/// Reads a file from `pos` on without moving the file's own offset, which
+/// the journal's writer goes on appending at.
+struct ReadAt<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `path`.
+fn free_space(path: &Path) -> io::Result<u64> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: c_path is NUL-terminated and stat has room for one statvfs.
+    if unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs succeeded, so it filled stat in.
+    let stat = unsafe { stat.assume_init() };
+    // The field types differ between platforms; u64 on Linux.
+    #[allow(clippy::useless_conversion)]
+    let (blocks, size) = (u64::from(stat.f_bavail), u64::from(stat.f_frsize));
+    Ok(blocks.saturating_mul(size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, usize)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, size) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(*size as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            builder
+                .append_data(&mut header, name, &vec![b'x'; *size][..])
+                .unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// Stages every entry of `files` with `free` bytes free; returns the
+    /// first refusal and what was on disk at that moment.
+    fn stage_with_free_space(
+        files: &[(&str, usize)],
+        free: u64,
+    ) -> (Result<EntryStats, UnpackError>, usize) {
+        let root = tempfile::tempdir().unwrap();
+        let digest = Digest::of(b"layer");
+        let mut temps = TempNames::new();
+        let bytes = tar_of(files);
+        let mut tar = TarReader::new(&bytes[..]);
+        let mut stage = Stage::new(root.path(), &digest, &mut temps, false);
+        stage.set_free_space(free);
+        let on_disk = || fs::read_dir(root.path()).unwrap().count();
+        while let Some(header) = tar.next_entry().unwrap() {
+            if let Err(e) = stage.add(&header, &mut tar) {
+                let left = on_disk();
+                stage.rollback();
+                assert_eq!(on_disk(), 0, "rollback left temporaries");
+                return (Err(e), left);
+            }
+        }
+        let mut restored = Restored::default();
+        stage.commit(&mut restored).unwrap();
+        (Ok(restored.stats), on_disk())
+    }
+
+    #[test]
+    fn content_beyond_the_free_space_left_is_refused_before_it_is_written() {
+        let (result, on_disk) = stage_with_free_space(&[("a", 6), ("b", 5)], 10);
+        match result {
+            Err(UnpackError::NoSpace {
+                entry, size, free, ..
+            }) => assert_eq!((entry.as_str(), size, free), ("b", 5, 4)),
+            other => panic!("expected NoSpace, got {other:?}"),
+        }
+        // a's temporary and b's, still empty.
+        assert_eq!(on_disk, 2);
+    }
+
+    #[test]
+    fn content_that_fits_the_free_space_is_restored() {
+        let (result, on_disk) = stage_with_free_space(&[("a", 6), ("b", 4)], 10);
+        assert_eq!(result.unwrap().bytes, 10);
+        assert_eq!(on_disk, 2);
+    }
+
+    #[test]
+    fn a_superseded_duplicate_gives_its_space_and_stats_back() {
+        let (result, on_disk) = stage_with_free_space(&[("a", 6), ("a", 7)], 10);
+        let stats = result.unwrap();
+        assert_eq!((stats.files, stats.bytes), (1, 7));
+        assert_eq!(on_disk, 1);
     }
 }

@@ -40,6 +40,8 @@ pub struct Header {
     pub kind: Kind,
     pub mode: u32,
     pub mtime: MTime,
+    /// Content bytes that follow the header, as declared (untrusted).
+    pub size: u64,
     /// The entry used PAX records this reader cannot honour (GNU sparse).
     pub pax_sparse: bool,
 }
@@ -221,6 +223,7 @@ impl<R: BufRead> TarReader<R> {
             kind,
             mode: u32::try_from(mode).unwrap_or(0) & 0o7777,
             mtime,
+            size: self.remaining,
             pax_sparse,
         })
     }

@@ -15,6 +15,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 
 use crate::compression::Compression;
 use crate::digest::{Digest, Hasher, VerifyingReader};
+use crate::progress::human_bytes;
 
 use super::codec::{IO_BUFFER, decoder};
 use super::root::{OpenRoot, RootPath, open_root};
@@ -85,6 +86,21 @@ pub enum UnpackError {
         "layer {layer}: decompresses to more than the allowed {limit} bytes; refusing it (decompression bomb or wrong descriptor)"
     )]
     TooLarge { layer: Digest, limit: u64 },
+    /// Refused before any of its content was written: `free` is what the
+    /// file system had left once this layer's earlier entries were staged.
+    #[error(
+        "layer {layer}: entry {entry:?} declares {} ({size} bytes) but the file system of {} has only {} ({free} bytes) free",
+        human_bytes(*size),
+        path.display(),
+        human_bytes(*free)
+    )]
+    NoSpace {
+        layer: Digest,
+        entry: String,
+        size: u64,
+        path: PathBuf,
+        free: u64,
+    },
     #[error("layer {layer}: entry {entry:?}: {reason}")]
     UnsafeEntry {
         layer: Digest,

@@ -770,3 +770,39 @@ fn an_opaque_root_clears_it_even_through_the_users_root_symlink() {
     .unwrap();
     assert_eq!(listing(&f.root), ["real", "real/new", "via"]);
 }
+
+#[test]
+fn superseded_entries_leave_the_stats() {
+    let f = fixture();
+    let blob = RawTar::default()
+        .file("f", b"first")
+        .symlink("f", "elsewhere")
+        .file("g", b"xy")
+        .hardlink("f", "g")
+        .build();
+    let mut restorer = EntryRestorer::new(&f.root).unwrap();
+    restorer.apply_layer(source(&blob)).unwrap();
+    let stats = restorer.finish().unwrap();
+    assert_eq!(
+        (stats.files, stats.symlinks, stats.hardlinks, stats.bytes),
+        (1, 0, 1, 2)
+    );
+    assert_eq!(listing(&f.root), ["f", "g"]);
+    assert_eq!(fs::read(f.root.join("f")).unwrap(), b"xy");
+}
+
+#[test]
+fn a_file_larger_than_the_free_space_is_refused_before_it_is_written() {
+    let f = fixture();
+    // 2^50 bytes, declared in a PAX record; no content follows, so reading
+    // any of it would be a truncation error instead.
+    let mut tar = RawTar::default();
+    tar.pax(&[("size", b"1125899906842624")])
+        .header(b"big.bin", b'0', 0o644, 0, b"");
+    let message = refused(&f.root, &tar);
+    assert!(
+        message.contains("entry \"big.bin\" declares 1024.0 TiB (1125899906842624 bytes)")
+            && message.contains("free"),
+        "{message}"
+    );
+}
