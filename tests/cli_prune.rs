@@ -404,7 +404,8 @@ fn blob_files(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-/// Every blob the manifest tagged `tag` in `dir` references, itself included.
+/// Every blob the manifest tagged `tag` in `dir` references, itself included,
+/// whatever the cache's form.
 fn referenced(dir: &Path, tag: &str) -> BTreeSet<String> {
     let index: serde_json::Value =
         serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
@@ -424,9 +425,17 @@ fn referenced(dir: &Path, tag: &str) -> BTreeSet<String> {
     let manifest: serde_json::Value =
         serde_json::from_slice(&fs::read(dir.join("blobs/sha256").join(&manifest_hex)).unwrap())
             .unwrap();
-    let mut all = BTreeSet::from([manifest_hex, hex(&manifest["config"]["digest"])]);
-    for layer in manifest["layers"].as_array().unwrap() {
-        all.insert(hex(&layer["digest"]));
+    // An image manifest lists its blobs under `layers`, beside `config`; a
+    // cache in index form (image-manifest=false, oci-mediatypes=false)
+    // lists them all, its config included, under `manifests`.
+    let mut all = BTreeSet::from([manifest_hex]);
+    if manifest.get("config").is_some() {
+        all.insert(hex(&manifest["config"]["digest"]));
+    }
+    for key in ["layers", "manifests"] {
+        for child in manifest[key].as_array().into_iter().flatten() {
+            all.insert(hex(&child["digest"]));
+        }
     }
     all
 }

@@ -554,6 +554,16 @@ impl LocalStore {
                 }
                 Err(err) => return Err(format!("manifest {digest} is missing: {err}")),
             };
+            // A manifest whose bytes are not the ones its digest names (a
+            // bit flip in a child's digest keeps it valid JSON) would send
+            // the walk to the wrong children and leave the real ones to be
+            // removed: its references are as unknown as an unreadable one's.
+            let actual = Digest::of(&bytes);
+            if actual != digest {
+                return Err(format!(
+                    "manifest {digest} is corrupt: its content hashes to {actual}"
+                ));
+            }
             let value: Value = serde_json::from_slice(&bytes).map_err(|err| {
                 format!(
                     "manifest {digest} ({}) is not JSON: {err}",
