@@ -50,6 +50,12 @@ impl Reply {
         }
     }
 
+    /// No answer at all: the connection closes once the request is read,
+    /// as when a connection breaks after a request went out whole.
+    pub fn hang_up() -> Reply {
+        Reply::new(0)
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.to_string(), value.to_string()));
         self
@@ -155,6 +161,10 @@ async fn serve(mut stream: TcpStream, handler: Arc<Handler>, log: Arc<Mutex<Vec<
         log.len() - 1
     };
     let reply = handler(&seen, index);
+    if reply.status == 0 {
+        let _ = stream.shutdown().await;
+        return;
+    }
     let mut out = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", reply.status);
     let mut has_length = false;
     for (k, v) in &reply.headers {
