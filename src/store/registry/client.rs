@@ -75,7 +75,7 @@ pub struct Request {
     /// Retry connection errors, 5xx and 429 here. Off for upload chunks,
     /// whose recovery asks the registry how much arrived.
     pub retry: bool,
-    /// Follow redirects of GET and HEAD (on by default).
+    /// Follow redirects of GET (on by default; other methods never follow).
     pub follow_redirects: bool,
 }
 
@@ -262,7 +262,7 @@ impl RegistryClient {
 
     /// Sends a request: anonymously at first, then with whatever the
     /// registry's challenge asks; retrying transient failures with backoff
-    /// (when `request.retry`); following redirects of GET and HEAD, without
+    /// (when `request.retry`); following redirects of GET, without
     /// credentials once they leave the registry. Returns the final
     /// response whatever its status; a request that got no answer is an
     /// error.
@@ -358,7 +358,11 @@ impl RegistryClient {
             let follow = request.follow_redirects
                 && status.is_redirection()
                 && status != StatusCode::NOT_MODIFIED
-                && matches!(method, Method::GET | Method::HEAD)
+                // GET only, as docs/registry-client.md promises: a HEAD's
+                // redirect already answers it (storage often signs the URL
+                // for GET alone), and a redirected PUT/PATCH/POST would
+                // carry upload bytes to a place that was never chosen.
+                && method == Method::GET
                 && response.headers().contains_key(reqwest::header::LOCATION);
             if follow {
                 redirects += 1;
@@ -668,6 +672,84 @@ mod tests {
         clock.advance(Duration::from_millis(100));
         assert_eq!(get(&client, BLOB).await.unwrap().status(), StatusCode::OK);
         assert_eq!(issued.load(Ordering::SeqCst), 4);
+    }
+
+    /// Two redirect chains: one of exactly 10 hops (followed to the end),
+    /// one of 11 (the 11th redirect is refused, never requested).
+    #[tokio::test]
+    async fn redirects_are_followed_at_most_ten_times() {
+        let server = TestServer::start(|seen, _| {
+            if seen.target == "/v2/" {
+                return Reply::new(200);
+            }
+            // /v2/<hops>/hop/<n>: redirects until n reaches hops.
+            let parts: Vec<&str> = seen.target.split('/').collect();
+            let hops: usize = parts[2].parse().unwrap();
+            let n: usize = parts[4].parse().unwrap();
+            if n < hops {
+                Reply::new(307).header("Location", &format!("/v2/{hops}/hop/{}", n + 1))
+            } else {
+                Reply::new(200).body(format!("arrived at {n}"))
+            }
+        })
+        .await;
+        let client = client(server.port);
+        let response = get(&client, "v2/10/hop/0").await.unwrap();
+        assert_eq!(response.text().await.unwrap(), "arrived at 10");
+        let chain = |hops: &str| {
+            server
+                .seen()
+                .iter()
+                .filter(|s| s.target.starts_with(&format!("/v2/{hops}/")))
+                .count()
+        };
+        assert_eq!(chain("10"), 11, "the request and its 10 redirects");
+
+        let err = get(&client, "v2/11/hop/0").await.unwrap_err();
+        assert_eq!(
+            err.message,
+            format!(
+                "GET http://127.0.0.1:{}/v2/11/hop/0: more than 10 redirects",
+                server.port
+            )
+        );
+        assert_eq!(chain("11"), 11, "the 11th redirect was not followed");
+    }
+
+    /// Only GET follows a redirect. A HEAD's redirect is its answer (a
+    /// blob on storage exists); a PUT, PATCH or POST would lose its body
+    /// or land on a host that must not see it.
+    #[tokio::test]
+    async fn only_get_follows_redirects() {
+        let server = TestServer::start(|seen, _| match seen.target.as_str() {
+            "/v2/" => Reply::new(200),
+            "/elsewhere" => Reply::new(200).body("followed"),
+            _ => Reply::new(307).header("Location", "/elsewhere"),
+        })
+        .await;
+        let client = client(server.port);
+        for method in [Method::HEAD, Method::PUT, Method::PATCH, Method::POST] {
+            let url = client.url("v2/r/blobs/uploads/x").await.unwrap();
+            let request = Request::new(method.clone(), url, Scopes::push("r"))
+                .body(Body::Bytes(Bytes::from_static(b"payload")));
+            let response = client.send(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::TEMPORARY_REDIRECT,
+                "{method}"
+            );
+        }
+        let followed = |server: &TestServer| {
+            server
+                .seen()
+                .iter()
+                .filter(|s| s.target == "/elsewhere")
+                .count()
+        };
+        assert_eq!(followed(&server), 0, "{:?}", server.seen());
+        let response = get(&client, BLOB).await.unwrap();
+        assert_eq!(response.text().await.unwrap(), "followed");
+        assert_eq!(followed(&server), 1);
     }
 
     /// Parallel transfers that meet the same challenge ask the token

@@ -390,3 +390,245 @@ impl CacheStore for RegistryStore {
             .map_err(|err| self.fail(&format!("mount blob {}", desc.digest.short()), err))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::test_server::{Reply, TestServer};
+    use super::*;
+
+    fn store(port: u16, path: &str) -> RegistryStore {
+        let mut client = RegistryClient::new(
+            &format!("127.0.0.1:{port}"),
+            Transport {
+                allow_plain_http: true,
+                skip_verify: false,
+            },
+        )
+        .unwrap();
+        client.retry.base = Duration::from_millis(10);
+        RegistryStore {
+            reference: Reference::parse(&format!("127.0.0.1:{port}/{path}")).unwrap(),
+            client: Arc::new(client),
+        }
+    }
+
+    /// A small manifest body: its bytes are what matters, not its meaning.
+    fn manifest_body(marker: &str) -> Vec<u8> {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","annotations":{{"m":"{marker}"}}}}"#,
+            media_types::OCI_MANIFEST
+        )
+        .into_bytes()
+    }
+
+    /// A body of exactly `len` bytes that still reads as an OCI manifest.
+    fn manifest_of_size(len: usize) -> Vec<u8> {
+        let mut body = manifest_body("");
+        let pad = len - body.len();
+        // Padding inside the annotation keeps it JSON.
+        let at = body.len() - 3;
+        body.splice(at..at, std::iter::repeat_n(b'x', pad));
+        assert_eq!(body.len(), len);
+        body
+    }
+
+    /// A registry that serves other bytes under a digest is caught: the
+    /// body must hash to the digest the reference names. No
+    /// `Docker-Content-Digest` is sent, so only that check can refuse it.
+    #[tokio::test]
+    async fn a_manifest_fetched_by_digest_must_hash_to_that_digest() {
+        let pushed = manifest_body("what was pushed");
+        let served = manifest_body("what the registry serves");
+        let (wanted, good) = (Digest::of(&pushed), Digest::of(&served));
+        let body = served.clone();
+        let server = TestServer::start(move |seen, _| {
+            if seen.target == "/v2/" {
+                return Reply::new(200);
+            }
+            Reply::new(200)
+                .header("Content-Type", media_types::OCI_MANIFEST)
+                .body(body.clone())
+        })
+        .await;
+        let err = store(server.port, &format!("app/cache@{wanted}"))
+            .fetch_manifest_inner()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            format!("the manifest's content hashes to {good}, not the {wanted} asked for")
+        );
+        assert_eq!(
+            server.seen().last().unwrap().target,
+            format!("/v2/app/cache/manifests/{wanted}")
+        );
+        // The same bytes asked for by their own digest are accepted.
+        let fetched = store(server.port, &format!("app/cache@{good}"))
+            .fetch_manifest_inner()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fetched.bytes, served);
+        assert_eq!(fetched.digest, good);
+    }
+
+    /// By tag there is no digest to expect, but the registry's
+    /// `Docker-Content-Digest` must agree with the body.
+    #[tokio::test]
+    async fn a_tag_whose_docker_content_digest_disagrees_with_the_body_is_refused() {
+        let body = manifest_body("served");
+        let (actual, stated) = (Digest::of(&body), Digest::of(b"another manifest"));
+        let (served, header_for_lie) = (body.clone(), stated.to_string());
+        let header_for_truth = actual.to_string();
+        let server = TestServer::start(move |seen, _| {
+            let reply = Reply::new(200)
+                .header("Content-Type", media_types::OCI_MANIFEST)
+                .body(served.clone());
+            match seen.target.as_str() {
+                "/v2/" => Reply::new(200),
+                "/v2/app/cache/manifests/lie" => {
+                    reply.header("Docker-Content-Digest", &header_for_lie)
+                }
+                "/v2/app/cache/manifests/truth" => {
+                    reply.header("Docker-Content-Digest", &header_for_truth)
+                }
+                _ => reply,
+            }
+        })
+        .await;
+        let err = store(server.port, "app/cache:lie")
+            .fetch_manifest_inner()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            format!("the registry says the manifest is {stated}, its content hashes to {actual}")
+        );
+        for tag in ["truth", "silent"] {
+            let fetched = store(server.port, &format!("app/cache:{tag}"))
+                .fetch_manifest_inner()
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(fetched.digest, actual, "{tag}");
+        }
+    }
+
+    /// Over 4 MiB by `Content-Length` is refused before the body is read;
+    /// exactly 4 MiB is accepted.
+    #[tokio::test]
+    async fn a_manifest_over_four_mib_by_content_length_is_refused() {
+        let limit = MAX_MANIFEST_BYTES as usize;
+        assert_eq!(limit, 4 << 20);
+        let (at_limit, over) = (manifest_of_size(limit), manifest_of_size(limit + 1));
+        let server = TestServer::start(move |seen, _| match seen.target.as_str() {
+            "/v2/" => Reply::new(200),
+            "/v2/app/cache/manifests/over" => Reply::new(200)
+                .header("Content-Type", media_types::OCI_MANIFEST)
+                .body(over.clone()),
+            _ => Reply::new(200)
+                .header("Content-Type", media_types::OCI_MANIFEST)
+                .body(at_limit.clone()),
+        })
+        .await;
+        let err = store(server.port, "app/cache:over")
+            .fetch_manifest_inner()
+            .await
+            .unwrap_err();
+        // This wording is the Content-Length check's; the streaming check
+        // words it differently.
+        assert_eq!(
+            err.message,
+            "the manifest is 4194305 bytes, more than the 4194304 accepted"
+        );
+        let fetched = store(server.port, "app/cache:limit")
+            .fetch_manifest_inner()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fetched.bytes.len(), limit);
+    }
+
+    /// A chunked response has no length to check up front: the cap holds
+    /// while the body streams in.
+    #[tokio::test]
+    async fn a_chunked_manifest_over_four_mib_is_refused_while_streaming() {
+        let limit = MAX_MANIFEST_BYTES as usize;
+        let (at_limit, over) = (manifest_of_size(limit), manifest_of_size(limit + 1));
+        let server = TestServer::start(move |seen, _| match seen.target.as_str() {
+            "/v2/" => Reply::new(200),
+            "/v2/app/cache/manifests/over" => Reply::new(200)
+                .header("Content-Type", media_types::OCI_MANIFEST)
+                .body(over.clone())
+                .chunked(),
+            _ => Reply::new(200)
+                .header("Content-Type", media_types::OCI_MANIFEST)
+                .body(at_limit.clone())
+                .chunked(),
+        })
+        .await;
+        let err = store(server.port, "app/cache:over")
+            .fetch_manifest_inner()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "the manifest is more than the 4194304 bytes accepted"
+        );
+        let fetched = store(server.port, "app/cache:limit")
+            .fetch_manifest_inner()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fetched.bytes.len(), limit);
+    }
+
+    /// The digest a registry reports for a pushed manifest must be the
+    /// manifest's own: anything else means it stored other bytes.
+    #[tokio::test]
+    async fn a_pushed_manifest_stored_under_another_digest_is_an_error() {
+        let manifest = RawManifest::new(media_types::OCI_MANIFEST, manifest_body("pushed"));
+        let other = Digest::of(b"what the registry stored");
+        let (right, wrong) = (manifest.digest.to_string(), other.to_string());
+        let server = TestServer::start(move |seen, _| match seen.target.as_str() {
+            "/v2/" => Reply::new(200),
+            "/v2/app/cache/manifests/wrong" => {
+                Reply::new(201).header("Docker-Content-Digest", &wrong)
+            }
+            "/v2/app/cache/manifests/right" => {
+                Reply::new(201).header("Docker-Content-Digest", &right)
+            }
+            _ => Reply::new(201),
+        })
+        .await;
+        let err = store(server.port, "app/cache:wrong")
+            .put_manifest_inner(&manifest)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            format!(
+                "the registry stored the manifest as {other}, not {}",
+                manifest.digest
+            )
+        );
+        for tag in ["right", "silent"] {
+            store(server.port, &format!("app/cache:{tag}"))
+                .put_manifest_inner(&manifest)
+                .await
+                .unwrap_or_else(|err| panic!("{tag}: {err}"));
+        }
+        let puts: Vec<_> = server
+            .seen()
+            .into_iter()
+            .filter(|s| s.method == "PUT")
+            .collect();
+        assert_eq!(puts.len(), 3);
+        for put in &puts {
+            assert_eq!(put.body, manifest.bytes);
+            assert_eq!(put.header("content-type"), Some(media_types::OCI_MANIFEST));
+        }
+    }
+}

@@ -29,12 +29,14 @@ impl Seen {
 
 /// What to answer: a status line's code, headers and body; `cut_after`
 /// closes the connection after that many body bytes (the headers still
-/// announce the whole body).
+/// announce the whole body); `chunked` sends the body with
+/// `Transfer-Encoding: chunked` and no length, as a streaming server does.
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub cut_after: Option<usize>,
+    pub chunked: bool,
 }
 
 impl Reply {
@@ -44,7 +46,14 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             cut_after: None,
+            chunked: false,
         }
+    }
+
+    /// No answer at all: the connection closes once the request is read,
+    /// as when a connection breaks after a request went out whole.
+    pub fn hang_up() -> Reply {
+        Reply::new(0)
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Reply {
@@ -59,6 +68,11 @@ impl Reply {
 
     pub fn cut_after(mut self, bytes: usize) -> Reply {
         self.cut_after = Some(bytes);
+        self
+    }
+
+    pub fn chunked(mut self) -> Reply {
+        self.chunked = true;
         self
     }
 }
@@ -147,13 +161,19 @@ async fn serve(mut stream: TcpStream, handler: Arc<Handler>, log: Arc<Mutex<Vec<
         log.len() - 1
     };
     let reply = handler(&seen, index);
+    if reply.status == 0 {
+        let _ = stream.shutdown().await;
+        return;
+    }
     let mut out = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", reply.status);
     let mut has_length = false;
     for (k, v) in &reply.headers {
         has_length |= k.eq_ignore_ascii_case("content-length");
         out.push_str(&format!("{k}: {v}\r\n"));
     }
-    if !has_length {
+    if reply.chunked {
+        out.push_str("Transfer-Encoding: chunked\r\n");
+    } else if !has_length {
         out.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
     }
     out.push_str("\r\n");
@@ -165,7 +185,19 @@ async fn serve(mut stream: TcpStream, handler: Arc<Handler>, log: Arc<Mutex<Vec<
         Some(n) => &reply.body[..n.min(reply.body.len())],
         None => &reply.body[..],
     };
-    let _ = stream.write_all(body).await;
+    if reply.chunked {
+        // 64 KiB chunks: the client sees many, as from a streaming server.
+        for piece in body.chunks(64 << 10) {
+            let _ = stream
+                .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                .await;
+            let _ = stream.write_all(piece).await;
+            let _ = stream.write_all(b"\r\n").await;
+        }
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+    } else {
+        let _ = stream.write_all(body).await;
+    }
     let _ = stream.flush().await;
     let _ = stream.shutdown().await;
 }

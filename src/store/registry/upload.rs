@@ -225,18 +225,22 @@ async fn monolithic(
     .header(CONTENT_TYPE, OCTET_STREAM)
     .body(source.body(0, desc.size))
     .no_retry();
-    match client.send(request).await {
-        Ok(response) if response.status().is_success() => Ok(Step::Done),
-        Ok(response) => {
-            let err = client.error(&Method::PUT, response).await;
-            if err.is_transient() {
-                Ok(Step::Restart(err))
-            } else {
-                Err(err)
-            }
-        }
-        Err(err) if err.is_transient() => Ok(Step::Restart(err)),
-        Err(err) => Err(err),
+    let err = match client.send(request).await {
+        Ok(response) if response.status().is_success() => return Ok(Step::Done),
+        Ok(response) => client.error(&Method::PUT, response).await,
+        Err(err) => err,
+    };
+    // This PUT is also the closing one: as in `finish`, the commit may have
+    // happened with only its answer lost, and sending the blob again would
+    // be wasted.
+    let recoverable = err.is_transient() || is_session_gone(&err);
+    if recoverable && blob_exists(client, repository, &desc.digest).await? {
+        return Ok(Step::Done);
+    }
+    if recoverable {
+        Ok(Step::Restart(err))
+    } else {
+        Err(err)
     }
 }
 
@@ -404,9 +408,10 @@ async fn blob_exists(
         .url(&format!("v2/{repository}/blobs/{digest}"))
         .await?;
     let response = client
-        .send(Request::new(Method::HEAD, url, Scopes::push(repository)))
+        .send(Request::new(Method::HEAD, url, Scopes::push(repository)).no_redirects())
         .await?;
-    Ok(response.status().is_success())
+    // A redirect to storage means present, as in `has_blob`.
+    Ok(response.status().is_success() || response.status().is_redirection())
 }
 
 /// The registry no longer knows the session (expired, cancelled after a
@@ -438,8 +443,81 @@ pub fn parse_range(headers: &reqwest::header::HeaderMap) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::super::test_server::{Reply, TestServer};
+    use super::super::transport::Transport;
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue};
+
+    /// A closing PUT whose answer is a 5xx, or whose connection is cut
+    /// after the registry got all of it, may still have committed the
+    /// blob: a HEAD that finds it ends the upload, nothing is sent again.
+    #[tokio::test]
+    async fn a_failed_closing_put_whose_blob_is_there_is_not_uploaded_again() {
+        let blob = Bytes::from_static(b"the blob's bytes");
+        let desc = Descriptor::new(OCTET_STREAM, Digest::of(&blob), blob.len() as u64);
+        let server = TestServer::start(|seen, _| {
+            let path = seen.target.split('?').next().unwrap_or_default();
+            let repository = path.split('/').nth(2).unwrap_or_default();
+            match (seen.method.as_str(), path) {
+                (_, "/v2/") => Reply::new(200),
+                ("POST", _) => Reply::new(202).header(
+                    "Location",
+                    &format!("/v2/{repository}/blobs/uploads/session"),
+                ),
+                // The registry got the whole PUT; its answer is lost.
+                ("PUT", _) if repository == "cut" => Reply::hang_up(),
+                ("PUT", _) => {
+                    Reply::new(500).body(r#"{"errors":[{"code":"UNKNOWN","message":"lost"}]}"#)
+                }
+                ("HEAD", _) => Reply::new(200),
+                _ => Reply::new(404),
+            }
+        })
+        .await;
+        let mut client = RegistryClient::new(
+            &format!("127.0.0.1:{}", server.port),
+            Transport {
+                allow_plain_http: true,
+                skip_verify: false,
+            },
+        )
+        .unwrap();
+        client.retry.base = Duration::from_millis(10);
+        for repository in ["failed", "cut"] {
+            upload_bytes(&client, repository, &desc, blob.clone())
+                .await
+                .unwrap_or_else(|err| panic!("{repository}: {err}"));
+            let seen: Vec<_> = server
+                .seen()
+                .into_iter()
+                .filter(|s| s.target.starts_with(&format!("/v2/{repository}/")))
+                .collect();
+            let calls: Vec<(&str, &str)> = seen
+                .iter()
+                .map(|s| (s.method.as_str(), s.target.split('?').next().unwrap_or("")))
+                .collect();
+            let blob_path = format!("/v2/{repository}/blobs/{}", desc.digest);
+            let uploads = format!("/v2/{repository}/blobs/uploads/");
+            let session = format!("/v2/{repository}/blobs/uploads/session");
+            assert_eq!(
+                calls,
+                vec![
+                    ("POST", uploads.as_str()),
+                    ("PUT", session.as_str()),
+                    ("HEAD", blob_path.as_str()),
+                ],
+                "{repository}"
+            );
+            assert_eq!(seen[1].body, blob.to_vec());
+            assert!(
+                seen[1]
+                    .target
+                    .ends_with(&format!("?digest=sha256%3A{}", desc.digest.hex()))
+            );
+        }
+    }
 
     fn range(value: &str) -> Option<u64> {
         let mut headers = HeaderMap::new();
