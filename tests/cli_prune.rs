@@ -8,34 +8,17 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
+use common::aging::{DAY, backdate, options, runtime};
 use common::registry::{RegistryOptions, TestRegistry};
 use common::{json_of, regcache, snapshot};
 use predicates::str::contains;
-use regcache::image::media_types::{ANNOTATION_CREATED_AT, CACHE_CONFIG, OCI_MANIFEST};
-use regcache::image::{CacheConfig, CacheImage, Descriptor, RawManifest};
+use regcache::image::media_types::OCI_MANIFEST;
+use regcache::image::{Descriptor, RawManifest};
 use regcache::reference::Reference;
 use regcache::spec::{parse_cache_from, parse_cache_to};
 use regcache::store::registry::RegistryStore;
-use regcache::store::{StoreOptions, open_export, open_import};
-
-const DAY: u64 = 86_400;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn options() -> StoreOptions {
-    StoreOptions {
-        insecure_registries: Vec::new(),
-        jobs: 2,
-    }
-}
+use regcache::store::{open_export, open_import};
 
 /// Saves `tree` (made with `content` in one file) to `spec`.
 fn save(cwd: &Path, spec: &str, content: &str) {
@@ -46,49 +29,6 @@ fn save(cwd: &Path, spec: &str, content: &str) {
         .args(["-q", "save", "--cache-to", spec, "tree"])
         .assert()
         .success();
-}
-
-/// Rewrites the cache at `from` (a --cache-from spec) as created
-/// `seconds_ago`, and writes it to `to` (the same place, as --cache-to).
-fn backdate(from: &str, to: &str, seconds_ago: u64) {
-    runtime().block_on(async {
-        let source = open_import(&parse_cache_from(from).unwrap()[0], &options()).unwrap();
-        let raw = source
-            .fetch_manifest()
-            .await
-            .unwrap()
-            .expect("cache exists");
-        let mut image = CacheImage::decode(&raw).unwrap();
-        let bytes = source.read_small_blob(&image.config).await.unwrap();
-        let mut config = CacheConfig::from_json(&bytes).unwrap();
-        let when =
-            humantime::format_rfc3339_nanos(SystemTime::now() - Duration::from_secs(seconds_ago))
-                .to_string();
-        for record in &mut config.records {
-            for result in &mut record.results {
-                result.created_at = Some(when.clone());
-            }
-        }
-        for layer in &mut config.layers {
-            if let Some(annotations) = &mut layer.annotations {
-                annotations.created_at = Some(when.clone());
-            }
-        }
-        let config_bytes = config.to_json().unwrap();
-        image.config = Descriptor::for_bytes(CACHE_CONFIG, &config_bytes);
-        for blob in &mut image.blobs {
-            if blob.annotations.contains_key(ANNOTATION_CREATED_AT) {
-                blob.annotations
-                    .insert(ANNOTATION_CREATED_AT.to_string(), when.clone());
-            }
-        }
-        let target = open_export(&parse_cache_to(to).unwrap()[0], &options()).unwrap();
-        target
-            .put_blob_bytes(&image.config, &config_bytes)
-            .await
-            .unwrap();
-        target.put_manifest(&image.encode().unwrap()).await.unwrap();
-    });
 }
 
 /// Copies the manifest at `from` to `to` unchanged: two tags, one digest.

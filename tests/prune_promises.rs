@@ -11,41 +11,22 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use common::aging::{DAY, backdate, options, runtime};
 use common::proxy::{self, Fault, Proxy, ProxyOptions, RequestInfo};
 use common::registry::{RegistryOptions, TestRegistry};
 use common::token_server::{TokenServer, TokenServerOptions};
 use common::{build_rich_tree, json_of, regcache, snapshot};
 use regcache::digest::Digest;
 use regcache::image::media_types::{
-    ANNOTATION_CREATED_AT, CACHE_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX,
-    OCI_MANIFEST,
+    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST,
 };
-use regcache::image::{CacheConfig, CacheImage, Descriptor};
 use regcache::reference::Reference;
-use regcache::spec::{parse_cache_from, parse_cache_to};
 use regcache::store::registry::RegistryStore;
-use regcache::store::{StoreOptions, open_export, open_import};
 use serde_json::{Value, json};
 
-const DAY: u64 = 86_400;
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn options() -> StoreOptions {
-    StoreOptions {
-        insecure_registries: Vec::new(),
-        jobs: 2,
-    }
-}
 
 /// Saves `cwd/tree` to `spec`.
 fn save_tree(cwd: &Path, spec: &str) {
@@ -61,51 +42,6 @@ fn small_tree(cwd: &Path, label: &str) {
     fs::create_dir_all(tree.join("sub")).unwrap();
     fs::write(tree.join("file"), label).unwrap();
     fs::write(tree.join("sub/other"), format!("{label} again")).unwrap();
-}
-
-/// Rewrites the cache at `from` (a --cache-from spec) as created
-/// `seconds_ago`, and writes it to `to` (the same place, as --cache-to).
-/// The form (manifest, index, Docker list) is kept: CacheImage encodes the
-/// form it decoded.
-fn backdate(from: &str, to: &str, seconds_ago: u64) {
-    runtime().block_on(async {
-        let source = open_import(&parse_cache_from(from).unwrap()[0], &options()).unwrap();
-        let raw = source
-            .fetch_manifest()
-            .await
-            .unwrap()
-            .expect("cache exists");
-        let mut image = CacheImage::decode(&raw).unwrap();
-        let bytes = source.read_small_blob(&image.config).await.unwrap();
-        let mut config = CacheConfig::from_json(&bytes).unwrap();
-        let when =
-            humantime::format_rfc3339_nanos(SystemTime::now() - Duration::from_secs(seconds_ago))
-                .to_string();
-        for record in &mut config.records {
-            for result in &mut record.results {
-                result.created_at = Some(when.clone());
-            }
-        }
-        for layer in &mut config.layers {
-            if let Some(annotations) = &mut layer.annotations {
-                annotations.created_at = Some(when.clone());
-            }
-        }
-        let config_bytes = config.to_json().unwrap();
-        image.config = Descriptor::for_bytes(CACHE_CONFIG, &config_bytes);
-        for blob in &mut image.blobs {
-            if blob.annotations.contains_key(ANNOTATION_CREATED_AT) {
-                blob.annotations
-                    .insert(ANNOTATION_CREATED_AT.to_string(), when.clone());
-            }
-        }
-        let target = open_export(&parse_cache_to(to).unwrap()[0], &options()).unwrap();
-        target
-            .put_blob_bytes(&image.config, &config_bytes)
-            .await
-            .unwrap();
-        target.put_manifest(&image.encode().unwrap()).await.unwrap();
-    });
 }
 
 fn hex_of(descriptor: &Value) -> String {
