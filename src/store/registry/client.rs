@@ -466,24 +466,12 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::super::clock::ManualClock;
+    use super::super::test_server::loopback_client as client;
     use super::super::test_server::{Reply, TestServer};
     use super::*;
 
     const BLOB: &str =
         "v2/r/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000";
-
-    fn client(port: u16) -> RegistryClient {
-        let mut client = RegistryClient::new(
-            &format!("127.0.0.1:{port}"),
-            Transport {
-                allow_plain_http: true,
-                skip_verify: false,
-            },
-        )
-        .unwrap();
-        client.retry.base = Duration::from_millis(10);
-        client
-    }
 
     async fn get(client: &RegistryClient, path: &str) -> Result<Response, RegistryError> {
         let url = client.url(path).await?;

@@ -192,10 +192,8 @@ impl Read for ChannelReader {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::super::test_server::{Reply, TestServer};
-    use super::super::transport::Transport;
     use super::*;
     use crate::digest::Digest;
 
@@ -224,15 +222,7 @@ mod tests {
             }
         })
         .await;
-        let mut client = RegistryClient::new(
-            &format!("127.0.0.1:{}", server.port),
-            Transport {
-                allow_plain_http: true,
-                skip_verify: false,
-            },
-        )
-        .unwrap();
-        client.retry.base = Duration::from_millis(10);
+        let client = super::super::test_server::loopback_client(server.port);
         let desc = Descriptor::new(
             "application/octet-stream",
             Digest::of(&blob),

@@ -248,24 +248,13 @@ fn parse_next_link(value: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
-    use super::super::client::RegistryClient;
     use super::super::test_server::{Reply, TestServer};
-    use super::super::transport::Transport;
     use super::*;
     use std::sync::Arc;
 
     fn store(port: u16) -> RegistryStore {
-        let mut client = RegistryClient::new(
-            &format!("127.0.0.1:{port}"),
-            Transport {
-                allow_plain_http: true,
-                skip_verify: false,
-            },
-        )
-        .unwrap();
-        client.retry.base = Duration::from_millis(10);
+        let client = super::super::test_server::loopback_client(port);
         RegistryStore {
             reference: Reference::parse(&format!("127.0.0.1:{port}/app/cache")).unwrap(),
             client: Arc::new(client),

@@ -393,21 +393,12 @@ impl CacheStore for RegistryStore {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::test_server::{Reply, TestServer};
     use super::*;
 
     fn store(port: u16, path: &str) -> RegistryStore {
-        let mut client = RegistryClient::new(
-            &format!("127.0.0.1:{port}"),
-            Transport {
-                allow_plain_http: true,
-                skip_verify: false,
-            },
-        )
-        .unwrap();
-        client.retry.base = Duration::from_millis(10);
+        let client = super::test_server::loopback_client(port);
         RegistryStore {
             reference: Reference::parse(&format!("127.0.0.1:{port}/{path}")).unwrap(),
             client: Arc::new(client),

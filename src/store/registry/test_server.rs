@@ -5,9 +5,28 @@
 //! `tests/registry_*.rs`.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use super::client::RegistryClient;
+use super::transport::Transport;
+
+/// A client of a test server on loopback port `port`: plain HTTP, and
+/// retries 10 ms apart so that tests of them stay quick.
+pub fn loopback_client(port: u16) -> RegistryClient {
+    let mut client = RegistryClient::new(
+        &format!("127.0.0.1:{port}"),
+        Transport {
+            allow_plain_http: true,
+            skip_verify: false,
+        },
+    )
+    .expect("a client for a loopback test server");
+    client.retry.base = Duration::from_millis(10);
+    client
+}
 
 #[derive(Debug, Clone)]
 pub struct Seen {

@@ -443,10 +443,8 @@ pub fn parse_range(headers: &reqwest::header::HeaderMap) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::super::test_server::{Reply, TestServer};
-    use super::super::transport::Transport;
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue};
 
@@ -476,15 +474,7 @@ mod tests {
             }
         })
         .await;
-        let mut client = RegistryClient::new(
-            &format!("127.0.0.1:{}", server.port),
-            Transport {
-                allow_plain_http: true,
-                skip_verify: false,
-            },
-        )
-        .unwrap();
-        client.retry.base = Duration::from_millis(10);
+        let client = super::super::test_server::loopback_client(server.port);
         for repository in ["failed", "cut"] {
             upload_bytes(&client, repository, &desc, blob.clone())
                 .await
