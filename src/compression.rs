@@ -5,6 +5,12 @@ use std::fmt;
 
 use serde::Serialize;
 
+/// gzip (and estargz) level when none is asked for; BuildKit's default, so a
+/// regcache layer and a BuildKit layer of the same tar are equally sized.
+pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+/// zstd level when none is asked for (zstd's own default, as BuildKit uses).
+pub const DEFAULT_ZSTD_LEVEL: u32 = 3;
+
 /// A layer compression, as named by buildx's `compression=` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,6 +49,16 @@ impl Compression {
         match self {
             Compression::Gzip | Compression::Estargz => Some(0..=9),
             Compression::Zstd => Some(0..=22),
+            Compression::Uncompressed => None,
+        }
+    }
+
+    /// The level the codec uses when `compression-level` is not given.
+    /// `None` for codecs that take no level.
+    pub fn default_level(self) -> Option<u32> {
+        match self {
+            Compression::Gzip | Compression::Estargz => Some(DEFAULT_GZIP_LEVEL),
+            Compression::Zstd => Some(DEFAULT_ZSTD_LEVEL),
             Compression::Uncompressed => None,
         }
     }

@@ -30,7 +30,7 @@ use regcache::ops::{OpsError, inspect};
 use regcache::progress::{
     LogWriter, NoProgress, PlainProgress, Progress, TerminalProgress, printable,
 };
-use regcache::spec::{CacheFrom, CacheTo, parse_cache_from, parse_cache_to};
+use regcache::spec::{CacheFrom, CacheTo, ExportDefaults, parse_cache_from, parse_cache_to};
 use regcache::store::StoreOptions;
 
 /// Uncompressed bytes per layer: small enough that a tree of a few hundred
@@ -234,10 +234,10 @@ fn printable_lines(text: &str) -> String {
         .join("\n")
 }
 
-fn parse_all_to(values: &[String]) -> Result<Vec<CacheTo>, OpsError> {
+fn parse_all_to(values: &[String], defaults: ExportDefaults) -> Result<Vec<CacheTo>, OpsError> {
     let mut specs = Vec::new();
     for value in values {
-        specs.extend(parse_cache_to(value)?);
+        specs.extend(parse_cache_to(value, defaults)?);
     }
     Ok(specs)
 }
@@ -268,7 +268,8 @@ fn print_plan(plan: &Plan<'_>, json: bool) {
 }
 
 async fn cmd_save(args: SaveArgs, ctx: &Context) -> Finished {
-    let cache_to = match parse_all_to(&args.cache_to) {
+    // Only regcache reads what save writes, hence regcache's defaults.
+    let cache_to = match parse_all_to(&args.cache_to, ExportDefaults::Regcache) {
         Ok(specs) if specs.is_empty() => return no_specs("--cache-to").into(),
         Ok(specs) => specs,
         Err(err) => return err.into(),
@@ -333,7 +334,8 @@ async fn cmd_copy(args: CopyArgs, ctx: &Context) -> Finished {
         Ok(specs) => specs,
         Err(err) => return err.into(),
     };
-    let cache_to = match parse_all_to(&args.cache_to) {
+    // copy's output is for BuildKit to read, hence BuildKit's defaults.
+    let cache_to = match parse_all_to(&args.cache_to, ExportDefaults::BuildKit) {
         Ok(specs) if specs.is_empty() => return no_specs("--cache-to").into(),
         Ok(specs) => specs,
         Err(err) => return err.into(),
@@ -459,7 +461,8 @@ async fn cmd_run(args: RunArgs, ctx: &Context) -> Finished {
     // neither restores nor runs the command.
     let (cache_from, cache_to) = match (
         parse_all_from(&args.cache_from),
-        parse_all_to(&args.cache_to),
+        // run saves as save does, for regcache alone to read.
+        parse_all_to(&args.cache_to, ExportDefaults::Regcache),
     ) {
         (Ok(from), Ok(to)) => (from, to),
         (Err(err), _) | (_, Err(err)) => return err.into(),

@@ -16,7 +16,7 @@ use predicates::str::contains;
 use regcache::image::media_types::OCI_MANIFEST;
 use regcache::image::{Descriptor, RawManifest};
 use regcache::reference::Reference;
-use regcache::spec::{parse_cache_from, parse_cache_to};
+use regcache::spec::{ExportDefaults, parse_cache_from, parse_cache_to};
 use regcache::store::registry::RegistryStore;
 use regcache::store::{open_export, open_import};
 
@@ -36,7 +36,7 @@ fn retag(from: &str, to: &str) {
     runtime().block_on(async {
         let source = open_import(&parse_cache_from(from).unwrap()[0], &options()).unwrap();
         let raw = source.fetch_manifest().await.unwrap().unwrap();
-        let target = open_export(&parse_cache_to(to).unwrap()[0], &options()).unwrap();
+        let target = open_export(&parse_cache_to(to, ExportDefaults::BuildKit).unwrap()[0], &options()).unwrap();
         target.put_manifest(&raw).await.unwrap();
     });
 }
@@ -45,7 +45,7 @@ fn retag(from: &str, to: &str) {
 fn push_plain_image(registry: &TestRegistry, repo_tag: &str) {
     runtime().block_on(async {
         let spec = format!("type=registry,ref={}/{repo_tag}", registry.host());
-        let target = open_export(&parse_cache_to(&spec).unwrap()[0], &options()).unwrap();
+        let target = open_export(&parse_cache_to(&spec, ExportDefaults::BuildKit).unwrap()[0], &options()).unwrap();
         let config_bytes =
             br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
         let config =

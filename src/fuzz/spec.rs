@@ -7,7 +7,7 @@ use proptest::sample::select;
 
 use super::check;
 use super::reference::{digest_text, reference_text};
-use crate::spec::{Flag, parse_cache_from, parse_cache_to};
+use crate::spec::{ExportDefaults, Flag, parse_cache_from, parse_cache_to};
 
 const KEYS: &[&str] = &[
     "type",
@@ -188,22 +188,26 @@ fn specs_parse_without_panicking_and_print_back_to_themselves() {
         2000,
         spec_text(),
         |text| {
-            match parse_cache_to(&text) {
-                Ok(specs) => {
-                    for spec in specs {
-                        let shown = spec.to_string();
-                        prop_assert_eq!(
-                            parse_cache_to(&shown),
-                            Ok(vec![spec.clone()]),
-                            "{}",
-                            shown
-                        );
-                        let _ = (spec.target.location(), spec.plan_json());
+            // Each command's defaults: a spec shown under one parses back
+            // to the same spec under the same.
+            for defaults in ExportDefaults::ALL {
+                match parse_cache_to(&text, defaults) {
+                    Ok(specs) => {
+                        for spec in specs {
+                            let shown = spec.to_string();
+                            prop_assert_eq!(
+                                parse_cache_to(&shown, defaults),
+                                Ok(vec![spec.clone()]),
+                                "{}",
+                                shown
+                            );
+                            let _ = (spec.target.location(), spec.plan_json());
+                        }
                     }
-                }
-                Err(e) => {
-                    prop_assert_eq!((e.flag(), e.value()), (Flag::CacheTo, text.as_str()));
-                    prop_assert!(e.to_string().starts_with("invalid --cache-to "));
+                    Err(e) => {
+                        prop_assert_eq!((e.flag(), e.value()), (Flag::CacheTo, text.as_str()));
+                        prop_assert!(e.to_string().starts_with("invalid --cache-to "));
+                    }
                 }
             }
             match parse_cache_from(&text) {

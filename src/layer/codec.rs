@@ -3,13 +3,8 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
+pub use crate::compression::{DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL};
 use crate::compression::Compression;
-
-/// gzip level when none is asked for; BuildKit's default, so a regcache layer
-/// and a BuildKit layer of the same tar are equally sized.
-pub const DEFAULT_GZIP_LEVEL: u32 = 6;
-/// zstd level when none is asked for (zstd's own default, as BuildKit uses).
-pub const DEFAULT_ZSTD_LEVEL: u32 = 3;
 
 /// Input buffer for decoders that are handed a plain `Read`: large enough
 /// that a syscall or a channel hop is amortised over many bytes.

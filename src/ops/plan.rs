@@ -37,6 +37,15 @@ impl Plan<'_> {
         for spec in self.cache_to {
             out.push_str(&format!("  cache-to    {spec}\n"));
         }
+        // Said once per set of defaults (one per command), since the spec
+        // line cannot tell a default compression from a given one.
+        let mut said = Vec::new();
+        for defaults in self.cache_to.iter().map(|spec| spec.defaults) {
+            if !said.contains(&defaults) {
+                out.push_str(&format!("  defaults    {}\n", defaults.describe()));
+                said.push(defaults);
+            }
+        }
         if self.paths.is_empty() {
             out.push_str("  paths       (every path the cache holds)\n");
         }

@@ -29,7 +29,9 @@ use crate::image::media_types::ANNOTATION_CREATED_AT;
 use crate::image::{CacheConfig, CacheImage, ImageError, RawManifest};
 use crate::progress::{human_bytes, printable};
 use crate::reference::Reference;
-use crate::spec::{ExportTarget, ImportSource, parse_cache_from, parse_cache_to};
+use crate::spec::{
+    ExportDefaults, ExportTarget, ImportSource, parse_cache_from, parse_cache_to,
+};
 use crate::store::local::LocalStore;
 use crate::store::registry::RegistryStore;
 use crate::store::registry::manage::Deleted;
@@ -111,7 +113,8 @@ impl PruneTarget {
                     "prune one repository at a time",
                 ));
             }
-            Err(err) => match parse_cache_to(value) {
+            // Only the location is kept: the export defaults do not matter.
+            Err(err) => match parse_cache_to(value, ExportDefaults::BuildKit) {
                 Ok(mut specs) if specs.len() == 1 => {
                     return Ok(match specs.remove(0).target {
                         ExportTarget::Registry {

@@ -473,7 +473,7 @@ mod tests {
     use super::*;
     use crate::image::RawManifest;
     use crate::progress::{BlobProgress, NoProgress};
-    use crate::spec::parse_cache_to;
+    use crate::spec::{ExportDefaults, parse_cache_to};
     use crate::store::{BlobReader, StoreError};
 
     /// A store that takes a while per blob and records what it saw.
@@ -543,7 +543,9 @@ mod tests {
         for i in 0..8u8 {
             std::fs::write(tree.join(format!("f{i}")), vec![i; 4096]).unwrap();
         }
-        let spec = parse_cache_to("type=local,dest=unused").unwrap().remove(0);
+        let spec = parse_cache_to("type=local,dest=unused", ExportDefaults::Regcache)
+            .unwrap()
+            .remove(0);
         let options = SaveOptions {
             cache_to: vec![spec.clone()],
             paths: vec!["tree".into()],

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use regcache::image::media_types::{ANNOTATION_CREATED_AT, CACHE_CONFIG};
 use regcache::image::{CacheConfig, CacheImage, Descriptor};
-use regcache::spec::{parse_cache_from, parse_cache_to};
+use regcache::spec::{ExportDefaults, parse_cache_from, parse_cache_to};
 use regcache::store::{StoreOptions, open_export, open_import};
 
 pub const DAY: u64 = 86_400;
@@ -62,7 +62,7 @@ pub fn backdate(from: &str, to: &str, seconds_ago: u64) {
                     .insert(ANNOTATION_CREATED_AT.to_string(), when.clone());
             }
         }
-        let target = open_export(&parse_cache_to(to).unwrap()[0], &options()).unwrap();
+        let target = open_export(&parse_cache_to(to, ExportDefaults::BuildKit).unwrap()[0], &options()).unwrap();
         target
             .put_blob_bytes(&image.config, &config_bytes)
             .await
