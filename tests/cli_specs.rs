@@ -173,8 +173,10 @@ fn dry_run_json_prints_every_effective_parameter() {
     assert_eq!(local["mode"], "min");
     assert_eq!(local["oci_mediatypes"], false);
     assert_eq!(local["image_manifest"], false);
-    assert_eq!(local["compression"], "gzip");
-    assert!(local["compression_level"].is_null());
+    // save's own default, and the level zstd uses without one.
+    assert_eq!(local["compression"], "zstd");
+    assert_eq!(local["compression_level"], 3);
+    assert_eq!(local["defaults"], "regcache");
     assert_eq!(local["force_compression"], false);
     assert_eq!(local["ignore_error"], false);
     let registry = &plan["cache_to"][1];
@@ -182,6 +184,19 @@ fn dry_run_json_prints_every_effective_parameter() {
     assert_eq!(registry["ref"], "docker.io/user/app:cache");
     assert_eq!(registry["image_manifest"], true);
     assert!(!tmp.path().join("out").exists());
+
+    // copy writes for BuildKit: BuildKit's gzip, at gzip's default level.
+    let output = regcache(tmp.path())
+        .args(["copy", "--dry-run", "--json"])
+        .args(["--cache-from", "type=local,src=in"])
+        .args(["--cache-to", "type=local,dest=out"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let plan = json_of(&output);
+    assert_eq!(plan["cache_to"][0]["compression"], "gzip");
+    assert_eq!(plan["cache_to"][0]["compression_level"], 6);
+    assert_eq!(plan["cache_to"][0]["defaults"], "buildkit");
 
     let output = regcache(tmp.path())
         .args(["restore", "--dry-run", "--json", "--cache-from", "type=local,src=in,digest=sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"])
@@ -213,7 +228,8 @@ fn dry_run_human_shows_the_effective_spec() {
         .success()
         .stdout(
             contains("mode=max")
-                .and(contains("compression=gzip"))
+                .and(contains("compression=zstd"))
+                .and(contains("defaults    BuildKit's, except compression=zstd"))
                 .and(contains("target")),
         );
 }
