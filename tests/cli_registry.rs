@@ -65,7 +65,10 @@ fn several_targets_of_both_types_each_get_a_complete_cache() {
     let meta = tmp.path().join("meta.json");
     regcache(tmp.path())
         .args(["--metadata-file", meta.to_str().unwrap(), "save"])
-        .args(["--cache-to", &reg_to(&registry, "app/cache:gzip", "")])
+        .args([
+            "--cache-to",
+            &reg_to(&registry, "app/cache:gzip", "compression=gzip"),
+        ])
         .args([
             "--cache-to",
             &reg_to(
@@ -76,7 +79,7 @@ fn several_targets_of_both_types_each_get_a_complete_cache() {
         ])
         .args([
             "--cache-to",
-            &format!("type=local,dest={}", local.display()),
+            &format!("type=local,dest={},compression=gzip", local.display()),
         ])
         .arg("tree")
         .assert()
