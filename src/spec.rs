@@ -1207,7 +1207,11 @@ mod tests {
     /// `copy` writes for BuildKit, so it keeps BuildKit's gzip.
     #[test]
     fn copy_defaults_to_gzip() {
-        for value in ["type=local,dest=out", "user/app", "type=registry,ref=a,mode=max"] {
+        for value in [
+            "type=local,dest=out",
+            "user/app",
+            "type=registry,ref=a,mode=max",
+        ] {
             let spec = one_to_with(value, ExportDefaults::BuildKit);
             assert_eq!(spec.params.compression, Compression::Gzip, "{value:?}");
             assert_eq!(spec.params.compression_level, None, "{value:?}");
@@ -1230,10 +1234,19 @@ mod tests {
             assert_eq!(spec.params, ExportDefaults::Regcache.params());
         }
         // A level alone keeps the default codec and is checked against it.
-        let leveled = one_to_with("type=local,dest=out,compression-level=19", ExportDefaults::Regcache);
+        let leveled = one_to_with(
+            "type=local,dest=out,compression-level=19",
+            ExportDefaults::Regcache,
+        );
         assert_eq!(leveled.params.compression, Compression::Zstd);
         assert_eq!(leveled.params.compression_level, Some(19));
-        assert!(parse_cache_to("type=local,dest=out,compression-level=19", ExportDefaults::BuildKit).is_err());
+        assert!(
+            parse_cache_to(
+                "type=local,dest=out,compression-level=19",
+                ExportDefaults::BuildKit
+            )
+            .is_err()
+        );
     }
 
     /// An explicit compression wins over either command's default, gzip too.
@@ -1243,9 +1256,15 @@ mod tests {
             for compression in Compression::ALL {
                 let value = format!("type=local,dest=out,compression={compression}");
                 let spec = one_to_with(&value, defaults);
-                assert_eq!(spec.params.compression, compression, "{value:?} {defaults:?}");
+                assert_eq!(
+                    spec.params.compression, compression,
+                    "{value:?} {defaults:?}"
+                );
             }
-            let gzip = one_to_with("type=local,dest=out,compression=gzip,compression-level=9", defaults);
+            let gzip = one_to_with(
+                "type=local,dest=out,compression=gzip,compression-level=9",
+                defaults,
+            );
             assert_eq!(gzip.params.compression, Compression::Gzip);
             assert_eq!(gzip.params.compression_level, Some(9));
             // The effective spec spells the compression out, so it means

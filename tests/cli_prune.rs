@@ -36,7 +36,11 @@ fn retag(from: &str, to: &str) {
     runtime().block_on(async {
         let source = open_import(&parse_cache_from(from).unwrap()[0], &options()).unwrap();
         let raw = source.fetch_manifest().await.unwrap().unwrap();
-        let target = open_export(&parse_cache_to(to, ExportDefaults::BuildKit).unwrap()[0], &options()).unwrap();
+        let target = open_export(
+            &parse_cache_to(to, ExportDefaults::BuildKit).unwrap()[0],
+            &options(),
+        )
+        .unwrap();
         target.put_manifest(&raw).await.unwrap();
     });
 }
@@ -45,7 +49,11 @@ fn retag(from: &str, to: &str) {
 fn push_plain_image(registry: &TestRegistry, repo_tag: &str) {
     runtime().block_on(async {
         let spec = format!("type=registry,ref={}/{repo_tag}", registry.host());
-        let target = open_export(&parse_cache_to(&spec, ExportDefaults::BuildKit).unwrap()[0], &options()).unwrap();
+        let target = open_export(
+            &parse_cache_to(&spec, ExportDefaults::BuildKit).unwrap()[0],
+            &options(),
+        )
+        .unwrap();
         let config_bytes =
             br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
         let config =

@@ -47,14 +47,20 @@ fn layer_types(layout: &Path) -> Vec<String> {
                 ZSTD => &[0x28, 0xb5, 0x2f, 0xfd],
                 other => panic!("unexpected layer type {other}"),
             };
-            assert!(bytes.starts_with(magic), "{media_type} blob without its magic");
+            assert!(
+                bytes.starts_with(magic),
+                "{media_type} blob without its magic"
+            );
             media_type
         })
         .collect()
 }
 
 fn assert_all(types: &[String], wanted: &str) {
-    assert!(types.iter().all(|t| t == wanted), "{types:?}, wanted {wanted}");
+    assert!(
+        types.iter().all(|t| t == wanted),
+        "{types:?}, wanted {wanted}"
+    );
 }
 
 /// Saves a rich tree with `spec_extra` appended to a local spec; returns

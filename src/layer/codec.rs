@@ -3,8 +3,8 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-pub use crate::compression::{DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL};
 use crate::compression::Compression;
+pub use crate::compression::{DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL};
 
 /// Input buffer for decoders that are handed a plain `Read`: large enough
 /// that a syscall or a channel hop is amortised over many bytes.

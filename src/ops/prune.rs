@@ -29,9 +29,7 @@ use crate::image::media_types::ANNOTATION_CREATED_AT;
 use crate::image::{CacheConfig, CacheImage, ImageError, RawManifest};
 use crate::progress::{human_bytes, printable};
 use crate::reference::Reference;
-use crate::spec::{
-    ExportDefaults, ExportTarget, ImportSource, parse_cache_from, parse_cache_to,
-};
+use crate::spec::{ExportDefaults, ExportTarget, ImportSource, parse_cache_from, parse_cache_to};
 use crate::store::local::LocalStore;
 use crate::store::registry::RegistryStore;
 use crate::store::registry::manage::Deleted;

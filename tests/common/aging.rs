@@ -62,7 +62,11 @@ pub fn backdate(from: &str, to: &str, seconds_ago: u64) {
                     .insert(ANNOTATION_CREATED_AT.to_string(), when.clone());
             }
         }
-        let target = open_export(&parse_cache_to(to, ExportDefaults::BuildKit).unwrap()[0], &options()).unwrap();
+        let target = open_export(
+            &parse_cache_to(to, ExportDefaults::BuildKit).unwrap()[0],
+            &options(),
+        )
+        .unwrap();
         target
             .put_blob_bytes(&image.config, &config_bytes)
             .await
