@@ -1226,7 +1226,7 @@ mod tests {
             let spec = one_to_with(value, ExportDefaults::Regcache);
             assert_eq!(spec.params.compression, Compression::Zstd, "{value:?}");
             assert_eq!(spec.params.compression_level, None, "{value:?}");
-            assert_eq!(spec.params.force_compression, false, "{value:?}");
+            assert!(!spec.params.force_compression, "{value:?}");
         }
         let refs = parse_cache_to("a,b", ExportDefaults::Regcache).unwrap();
         assert_eq!(refs.len(), 2);
