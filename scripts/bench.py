@@ -45,7 +45,7 @@ The peak RSS of every regcache command is a row of its own (goal <= 100 MB).
 noop, changed, chain and compression save to --store (default registry).
 Each measurement is the best of --runs runs (default 3); the rows that need
 a fresh tree state per run (changed) or many saves per run (chain) use
---slow-runs (default 1). Caches are dropped and `sync` runs between runs;
+--slow-runs (default 1). Every run has a fresh target, and `sync` runs between runs;
 the page cache is warm for both sides alike. Changed trees are put back
 exactly (content and mtimes) after each row. For a quick look, e.g.:
 
