@@ -462,9 +462,11 @@ class TreeBench:
         """Cold saves to fresh targets, each followed (with noop) by the
         same tree saved again to the same target."""
         row = f"cold-{store}"
-        cold_times, noop_times, noop_sent, spec_from = [], [], [], None
+        cold_times, noop_times, noop_sent, spec_from, path = [], [], [], None, None
         for i in range(self.args.runs):
-            spec, spec_from, _ = self.zstd_spec(store, "cold")
+            if path:
+                shutil.rmtree(path, ignore_errors=True)  # disk: keep the last one only
+            spec, spec_from, path = self.zstd_spec(store, "cold")
             self.settle()
             seconds, _ = self.save(f"cold, {store}", spec)
             cold_times.append(seconds)
@@ -597,11 +599,13 @@ class TreeBench:
         for comp in ("gzip", "zstd"):
             saves, restores = [], []
             for _ in range(self.args.runs):
-                spec, spec_from, _ = self.target(store, f"comp-{comp}", compression=comp)
+                spec, spec_from, path = self.target(store, f"comp-{comp}", compression=comp)
                 self.settle()
                 seconds, _ = self.save(f"cold, {comp}, {store}", spec)
                 saves.append(seconds)
                 restores.append(self.restore(f"{comp}, {store}", spec_from))
+                if path:
+                    shutil.rmtree(path, ignore_errors=True)
             self.line(f"regcache save ({comp}, {store})", saves)
             self.line(f"regcache restore ({comp}, {store})", restores)
             save_t[comp], restore_t[comp] = min(saves), min(restores)
