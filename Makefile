@@ -2,8 +2,8 @@
 
 CARGO ?= cargo
 RELEASE_BIN := target/release/regcache
-# The benchmark tree; empty: 600 MB of this project's own target/debug
-# (a real cargo target dir, there once the tests are built).
+# The cargo benchmark tree; empty: 700 MB (--size) of this project's own
+# target/debug (a real cargo target dir, there once the tests are built).
 BENCH_TREE ?=
 
 .PHONY: all build demo test lint unit generated fuzz bench deps clean
@@ -50,12 +50,23 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	REGCACHE_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --lib --locked fuzz -- --test-threads=64 --nocapture
 
-# Save/restore throughput against `tar | zstd -T0` on the same tree, and
-# the peak RSS of restoring a layer of 10^6 empty files.
+# The benchmark that judges saves, for two trees: a real cargo target dir
+# and a generated node_modules-shaped one (~9000 files, 80 MB). Rows: cold
+# save to a local dir and to a loopback registry vs `tar | zstd -3 -T0`,
+# restores vs `zstd -d | tar -x`, copy, no-op save and 1 %-changed save
+# (mode=max/min; bytes sent vs bytes changed) vs cold, a chain of five delta
+# saves restored vs the same tree saved in one go, gzip vs zstd, the peak
+# RSS of every regcache command, and the 10^6-empty-file restore. Ends with
+# a table: ratio, absolute numbers, goal, met / not met; asserts nothing.
+# BENCH_ARGS picks a part, e.g.
+#   make bench BENCH_ARGS="--trees npm --rows noop,changed --runs 1"
+#   make bench BENCH_ARGS="--size 100 --npm-scale 0.2"   (a quick look)
+# (scripts/bench.py --help lists every row and option.)
+BENCH_ARGS ?=
 bench: deps build
 	$(CARGO) build --all-targets
 	$(CARGO) build --release --example many_files
-	scripts/bench.py $(RELEASE_BIN) $(BENCH_TREE) --many-files target/release/examples/many_files
+	scripts/bench.py $(RELEASE_BIN) $(BENCH_TREE) --many-files target/release/examples/many_files $(BENCH_ARGS)
 
 # Tools the tests and benchmarks call, installed only when missing.
 deps:
