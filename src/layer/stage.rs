@@ -10,7 +10,6 @@
 //! names with `O_EXCL` semantics.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ffi::CString;
 use std::ffi::OsStr;
 use std::fs::{self, File, FileTimes, Metadata, OpenOptions, Permissions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -1240,18 +1239,8 @@ impl Read for ReadAt<'_> {
 
 /// Bytes an unprivileged writer may still use on the file system of `path`.
 fn free_space(path: &Path) -> io::Result<u64> {
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: c_path is NUL-terminated and stat has room for one statvfs.
-    if unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: statvfs succeeded, so it filled stat in.
-    let stat = unsafe { stat.assume_init() };
-    // The field types differ between platforms; u64 on Linux.
-    #[allow(clippy::useless_conversion)]
-    let (blocks, size) = (u64::from(stat.f_bavail), u64::from(stat.f_frsize));
-    Ok(blocks.saturating_mul(size))
+    let stat = rustix::fs::statvfs(path)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 #[cfg(test)]
