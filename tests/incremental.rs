@@ -242,3 +242,132 @@ fn a_base_of_another_compression_means_a_full_save() {
     assert_eq!(saved(&second).1, 0);
     restore_equals(&local("src", &cache), &tree);
 }
+
+fn deltas(meta: &Value) -> u64 {
+    meta["paths"][0]["saved"]["delta_layers"].as_u64().unwrap()
+}
+
+/// mode=max: each save with changes adds one delta layer on the chain, and
+/// every chain restores to the tree it saved, whatever the change.
+#[test]
+fn mode_max_keeps_a_chain_of_deltas_that_restores_every_change() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let tmp = tempfile::tempdir().unwrap();
+    let (work, cache) = (tmp.path().join("work"), tmp.path().join("cache"));
+    let tree = work.join("tree");
+    build_tree(&tree);
+    let to = format!("{},mode=max", local("dest", &cache));
+    let from = local("src", &cache);
+    let first = save(&work, &[], &["--cache-to", &to, "tree"]);
+    let (full, _) = saved(&first);
+    assert_eq!(deltas(&first), 0);
+
+    type Change = Box<dyn Fn(&Path)>;
+    let changes: Vec<(&str, Change)> = vec![
+        (
+            "add",
+            Box::new(|t| fs::write(t.join("pkg2/added.o"), "added").unwrap()),
+        ),
+        (
+            "edit",
+            Box::new(|t| fs::write(t.join("src/main.rs"), "fn main() { edited(); }\n").unwrap()),
+        ),
+        (
+            "delete a file",
+            Box::new(|t| fs::remove_file(t.join("pkg0/file01.o")).unwrap()),
+        ),
+        (
+            "delete a directory",
+            Box::new(|t| fs::remove_dir_all(t.join("pkg5")).unwrap()),
+        ),
+        (
+            "file to directory",
+            Box::new(|t| {
+                fs::remove_file(t.join("run.sh")).unwrap();
+                fs::create_dir(t.join("run.sh")).unwrap();
+                fs::write(t.join("run.sh/inside"), "inside").unwrap();
+            }),
+        ),
+        (
+            "directory to symlink",
+            Box::new(|t| {
+                fs::remove_dir_all(t.join("pkg4")).unwrap();
+                symlink("pkg3", t.join("pkg4")).unwrap();
+            }),
+        ),
+        (
+            "rename",
+            Box::new(|t| fs::rename(t.join("pkg1/file02.o"), t.join("pkg1/renamed.o")).unwrap()),
+        ),
+        (
+            "mode only",
+            Box::new(|t| {
+                fs::set_permissions(t.join("pkg1/file05.o"), fs::Permissions::from_mode(0o700))
+                    .unwrap();
+            }),
+        ),
+    ];
+    let mut layers = full;
+    for (i, (what, change)) in changes.iter().enumerate() {
+        change(&tree);
+        let meta = save(&work, &[], &["--cache-to", &to, "tree"]);
+        assert_eq!(saved(&meta), (layers + 1, layers), "{what}");
+        assert_eq!(deltas(&meta), i as u64 + 1, "{what}");
+        layers += 1;
+        restore_equals(&from, &tree);
+    }
+
+    // An unchanged tree adds nothing to the chain.
+    let same = save(&work, &[], &["--cache-to", &to, "tree"]);
+    assert_eq!(saved(&same), (layers, layers));
+    assert_eq!(sent(&same).0, 1);
+
+    // A ninth delta would make the chain too deep: squashed into fresh
+    // full layers instead (an mtime-only change).
+    set_mtime(&tree.join("pkg2/file07.o"), 1_800_000_000, 0);
+    let squashed = save(&work, &[], &["--cache-to", &to, "tree"]);
+    assert_eq!(deltas(&squashed), 0);
+    assert_eq!(
+        saved(&squashed).1,
+        0,
+        "a chain with deltas is never reused as parts"
+    );
+    restore_equals(&from, &tree);
+
+    // Then a delta again; and a change outweighing half the chain squashes.
+    set_mtime(&tree.join("pkg2/file08.o"), 1_800_000_000, 0);
+    let again = save(&work, &[], &["--cache-to", &to, "tree"]);
+    assert_eq!(deltas(&again), 1);
+    restore_equals(&from, &tree);
+    fs::write(tree.join("big.bin"), pseudo_random(4 << 20, 5)).unwrap();
+    let heavy = save(&work, &[], &["--cache-to", &to, "tree"]);
+    assert_eq!(deltas(&heavy), 0);
+    restore_equals(&from, &tree);
+}
+
+/// A restore onto a tree restored from an older state of the same chain,
+/// as CI does: whiteouts delete what the later layers deleted.
+#[test]
+fn a_chain_restores_over_an_older_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (work, cache) = (tmp.path().join("work"), tmp.path().join("cache"));
+    let tree = work.join("tree");
+    build_tree(&tree);
+    let to = format!("{},mode=max", local("dest", &cache));
+    let from = local("src", &cache);
+    save(&work, &[], &["--cache-to", &to, "tree"]);
+    let out = tempfile::tempdir().unwrap();
+    regcache(out.path())
+        .args(["restore", "--cache-from", &from, "tree"])
+        .assert()
+        .success();
+    fs::remove_dir_all(tree.join("pkg2")).unwrap();
+    fs::remove_file(tree.join("secret")).unwrap();
+    let meta = save(&work, &[], &["--cache-to", &to, "tree"]);
+    assert_eq!(deltas(&meta), 1);
+    regcache(out.path())
+        .args(["restore", "--cache-from", &from, "tree"])
+        .assert()
+        .success();
+    assert_eq!(snapshot(&out.path().join("tree")), snapshot(&tree));
+}

@@ -41,8 +41,16 @@ pub struct BuildEntry {
     pub symlinks: u64,
     pub hardlinks: u64,
     pub bytes: u64,
-    /// The entry's state list blob: digest and size.
-    pub filelist: Option<(Digest, u64)>,
+    pub filelist: Option<BuiltFileList>,
+}
+
+/// An entry's state list blob, and the shape of the chain it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltFileList {
+    pub digest: Digest,
+    pub size: u64,
+    /// How many of the top layers are deltas (`mode=max`).
+    pub deltas: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +146,7 @@ pub fn build_cache_image(
     // the content alone.
     let lists: BTreeMap<&Digest, u64> = sorted
         .iter()
-        .filter_map(|e| e.filelist.as_ref().map(|(d, size)| (d, *size)))
+        .filter_map(|e| e.filelist.as_ref().map(|l| (&l.digest, l.size)))
         .collect();
     for (digest, size) in lists {
         descriptors.push(Descriptor::new(REGCACHE_FILELIST, digest.clone(), size));
@@ -336,7 +344,8 @@ fn entry_meta(entry: &BuildEntry) -> EntryMeta {
         symlinks: entry.symlinks,
         hardlinks: entry.hardlinks,
         bytes: entry.bytes,
-        filelist: entry.filelist.as_ref().map(|(digest, _)| digest.clone()),
+        filelist: entry.filelist.as_ref().map(|l| l.digest.clone()),
+        deltas: entry.filelist.as_ref().map_or(0, |l| l.deltas),
     }
 }
 

@@ -59,6 +59,14 @@ pub struct EntryMeta {
     /// compares its walk with. Absent in caches of older regcache versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filelist: Option<Digest>,
+    /// `mode=max`: how many of the top layers are deltas on the full
+    /// layers below (absent: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deltas: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl EntriesBlob {
@@ -204,6 +212,7 @@ mod tests {
             hardlinks: 0,
             bytes: 42,
             filelist: None,
+            deltas: 0,
         }
     }
 

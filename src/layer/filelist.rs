@@ -86,6 +86,9 @@ impl Line {
             ItemKind::File { size } => ("file", *size, None),
             ItemKind::Symlink { target } => ("symlink", 0, Some(target)),
             ItemKind::Hardlink { target } => ("hardlink", 0, Some(target)),
+            // Not a path of the tree: never written by regcache, refused
+            // on read.
+            ItemKind::Whiteout => ("whiteout", 0, None),
         };
         let (link, link_hex) = link.map_or((None, None), |l| split_bytes(l));
         Line {

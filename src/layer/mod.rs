@@ -11,6 +11,7 @@
 //! - [`leftovers`]: what killed restores left behind, removed.
 
 pub mod codec;
+pub mod delta;
 pub mod estargz;
 pub mod filelist;
 pub mod leftovers;

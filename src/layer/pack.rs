@@ -91,6 +91,9 @@ pub struct PackedEntry {
     pub layers: Vec<PackedLayer>,
     pub stats: EntryStats,
     pub filelist: FileListBlob,
+    /// `mode=max`: how many of the top layers are deltas on the full
+    /// layers below them (0 for a full save).
+    pub deltas: usize,
 }
 
 impl PackedEntry {
@@ -152,10 +155,10 @@ pub fn pack_dir(root: &Path, spool: &Path, opts: &PackOptions) -> Result<PackedE
 
 /// A part's outcome: packed by a worker (its blob file) or reused from the
 /// base (no file), with the state list records of its items.
-struct Finished {
-    file: Option<tempfile::TempPath>,
-    layer: PackedLayer,
-    records: Vec<FileRecord>,
+pub(crate) struct Finished {
+    pub(crate) file: Option<tempfile::TempPath>,
+    pub(crate) layer: PackedLayer,
+    pub(crate) records: Vec<FileRecord>,
 }
 
 /// Like [`pack_dir`], and every part equal to a part of `base` (same
@@ -274,11 +277,12 @@ pub fn pack_dir_with_base(
         layers,
         stats,
         filelist,
+        deltas: 0,
     })
 }
 
 /// A new file in the spool, with the mode blobs of a local cache get.
-fn spool_file(spool: &Path) -> Result<tempfile::NamedTempFile, PackError> {
+pub(crate) fn spool_file(spool: &Path) -> Result<tempfile::NamedTempFile, PackError> {
     // Spool files become blobs of a local cache by a hard link, so they get
     // the mode any other file of it gets (0666 less the umask), not
     // tempfile's 0600 that would hide them from a web server or another
@@ -360,7 +364,7 @@ struct Blob {
 }
 
 /// One packing thread's reusable state.
-struct Worker<'a> {
+pub(crate) struct Worker<'a> {
     root: &'a Path,
     spool: &'a Path,
     opts: &'a PackOptions,
@@ -371,7 +375,7 @@ struct Worker<'a> {
 }
 
 impl<'a> Worker<'a> {
-    fn new(root: &'a Path, spool: &'a Path, opts: &'a PackOptions, jobs: usize) -> Self {
+    pub(crate) fn new(root: &'a Path, spool: &'a Path, opts: &'a PackOptions, jobs: usize) -> Self {
         Worker {
             root,
             spool,
@@ -385,7 +389,7 @@ impl<'a> Worker<'a> {
 
     /// Packs one part; returns its blob with the state list
     /// records of its items (content digests computed on the way).
-    fn pack(&mut self, part: Part, cancel: &AtomicBool) -> Result<Finished, PackError> {
+    pub(crate) fn pack(&mut self, part: Part, cancel: &AtomicBool) -> Result<Finished, PackError> {
         let (file, path) = spool_file(self.spool)?.into_parts();
         let (blob, digests) = if self.opts.compression == Compression::Estargz {
             self.pack_estargz(&part, cancel, file, path)?
@@ -546,7 +550,7 @@ impl<'a> Worker<'a> {
         est.write_raw(&self.header_buf).map_err(ItemError::Write)?;
         let (kind, link): (EntryType, &[u8]) = match &item.kind {
             ItemKind::Dir => (EntryType::Dir, b""),
-            ItemKind::File { .. } => (EntryType::Reg, b""),
+            ItemKind::File { .. } | ItemKind::Whiteout => (EntryType::Reg, b""),
             ItemKind::Symlink { target } => (EntryType::Symlink, target),
             ItemKind::Hardlink { target } => (EntryType::Hardlink, target),
         };
@@ -579,6 +583,7 @@ impl<'a> Worker<'a> {
         let kind = match &item.kind {
             ItemKind::Dir => EntryKind::Dir,
             ItemKind::File { size } => EntryKind::File { size: *size },
+            ItemKind::Whiteout => EntryKind::File { size: 0 },
             ItemKind::Symlink { target } => EntryKind::Symlink { target },
             ItemKind::Hardlink { target } => EntryKind::Hardlink { target },
         };

@@ -18,6 +18,8 @@ pub struct BaseEntry {
     /// The state list blob, already verified against its digest.
     pub filelist: PathBuf,
     pub layers: Vec<PackedLayer>,
+    /// How many of the top layers are deltas (`mode=max`).
+    pub deltas: usize,
 }
 
 /// A base part equal to a part of the walk.
@@ -41,10 +43,18 @@ impl BaseMatcher {
     /// A matcher over `base`; a list that cannot be opened only means
     /// nothing is reused (a warning), never a failed save.
     pub fn open(base: &BaseEntry) -> BaseMatcher {
-        let reader = File::open(&base.filelist)
-            .and_then(|f| FileListReader::new(BufReader::new(f)))
-            .map_err(|e| tracing::warn!("base state list: {e}; packing everything"))
-            .ok();
+        // In a chain with deltas, a full layer may hold paths a delta has
+        // since deleted or replaced: reusing it as a part would bring them
+        // back. Such a base serves deltas only.
+        let reader = if base.deltas == 0 {
+            File::open(&base.filelist)
+                .and_then(|f| FileListReader::new(BufReader::new(f)))
+                .map_err(|e| tracing::warn!("base state list: {e}; packing everything"))
+                .ok()
+        } else {
+            tracing::debug!("the base chain has deltas: packing everything");
+            None
+        };
         let mut matcher = BaseMatcher {
             reader,
             layers: base.layers.clone(),

@@ -35,6 +35,9 @@ pub enum ItemKind {
     Hardlink {
         target: Vec<u8>,
     },
+    /// An OCI whiteout (an empty file named `.wh.NAME`) in a delta layer:
+    /// NAME is deleted from the layers below. Never produced by the walk.
+    Whiteout,
 }
 
 /// A directory's remaining entries, sorted by name.
@@ -61,7 +64,7 @@ pub struct Part {
 
 /// What one item adds to a tar: PAX header and data, ustar header, content.
 /// Long names make the PAX data a little longer; a block of slack covers it.
-fn tar_cost(item: &Item) -> u64 {
+pub(crate) fn tar_cost(item: &Item) -> u64 {
     let names = (item.path.len() as u64).div_ceil(BLOCK as u64) * BLOCK as u64;
     let content = match item.kind {
         ItemKind::File { size } => size.div_ceil(BLOCK as u64) * BLOCK as u64,

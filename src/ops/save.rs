@@ -15,12 +15,15 @@ pub use super::transfer::MountSource;
 use super::transfer::{Content, Spool, Upload, place_all};
 use super::{OpsError, blocking, entry_path};
 use crate::digest::Digest;
-use crate::image::build::{BuildEntry, BuildParams, BuiltImage, BuiltLayer, build_cache_image};
+use crate::image::build::{
+    BuildEntry, BuildParams, BuiltFileList, BuiltImage, BuiltLayer, build_cache_image,
+};
 use crate::image::media_types::REGCACHE_FILELIST;
 use crate::image::{Descriptor, Form};
+use crate::layer::delta::pack_delta;
 use crate::layer::{EntryStats, PackOptions, PackedEntry, pack_dir_with_base};
 use crate::progress::{Progress, human_bytes};
-use crate::spec::{CacheFrom, CacheTo};
+use crate::spec::{CacheFrom, CacheTo, Mode};
 use crate::store::{self, CacheStore, StoreOptions};
 
 pub struct SaveOptions {
@@ -60,6 +63,9 @@ pub struct SavedEntry {
     pub layers: usize,
     /// Layers taken unchanged from the base cache: not read, not packed.
     pub reused_layers: usize,
+    /// `mode=max`: how many of the top layers are deltas (0 after a full
+    /// save or a squash).
+    pub delta_layers: usize,
     #[serde(flatten)]
     pub stats: EntryStats,
 }
@@ -155,14 +161,16 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
 
     // Each layer is compressed once per distinct (compression, level) and
     // written to every target that asks for it.
-    let mut groups: BTreeMap<(String, Option<u32>), Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, Option<u32>, &str), Vec<usize>> = BTreeMap::new();
     for (i, spec) in options.cache_to.iter().enumerate() {
         if stores[i].is_none() {
             continue;
         }
+        // The mode too: mode=max keeps a chain of deltas, mode=min does not.
         let key = (
             spec.params.compression.name().to_string(),
             spec.params.compression_level,
+            spec.params.mode.name(),
         );
         groups.entry(key).or_default().push(i);
     }
@@ -198,6 +206,7 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
                     path: path.clone(),
                     layers: entry.layers.len(),
                     reused_layers: entry.reused_layers(),
+                    delta_layers: entry.deltas,
                     stats: entry.stats.clone(),
                 })
                 .collect();
@@ -351,8 +360,19 @@ async fn pack_all(
             &format!("{name}: pack ({})", spec.params.compression.name()),
             0,
         );
+        // mode=max keeps the chain and adds what changed as one delta
+        // layer, unless the chain is due for squashing: then, as in
+        // mode=min, fresh full layers (unchanged parts still reused).
+        let keep_chain = spec.params.mode == Mode::Max;
         let packed = match blocking(move || {
-            pack_dir_with_base(&root, &spool_dir, &opts, base.as_ref().map(|b| &b.entry))
+            let base = base.as_ref().map(|b| &b.entry);
+            if keep_chain
+                && let Some(base) = base
+                && let Some(packed) = pack_delta(&root, &spool_dir, &opts, base)?
+            {
+                return Ok(packed);
+            }
+            pack_dir_with_base(&root, &spool_dir, &opts, base)
         })
         .await?
         {
@@ -426,7 +446,11 @@ async fn export(
             symlinks: entry.stats.symlinks,
             hardlinks: entry.stats.hardlinks,
             bytes: entry.stats.bytes,
-            filelist: Some((entry.filelist.digest.clone(), entry.filelist.size)),
+            filelist: Some(BuiltFileList {
+                digest: entry.filelist.digest.clone(),
+                size: entry.filelist.size,
+                deltas: u32::try_from(entry.deltas).unwrap_or(u32::MAX),
+            }),
         })
         .collect();
     let built: BuiltImage = build_cache_image(

@@ -68,7 +68,7 @@ pub(crate) async fn find_base(
     spool: &Path,
 ) -> Option<FetchedBase> {
     for (index, base) in bases.iter().enumerate() {
-        let (list, layers) = match usable(base, path, compression) {
+        let (list, layers, deltas) = match usable(base, path, compression) {
             Ok(found) => found,
             Err(why) => {
                 tracing::debug!("{path}: base {} not used: {why}", base.label);
@@ -88,6 +88,7 @@ pub(crate) async fn find_base(
             entry: BaseEntry {
                 filelist: file.path().to_path_buf(),
                 layers,
+                deltas,
             },
             _list: file,
         });
@@ -100,7 +101,7 @@ fn usable(
     base: &LoadedCache,
     path: &str,
     compression: Compression,
-) -> Result<(Descriptor, Vec<PackedLayer>), String> {
+) -> Result<(Descriptor, Vec<PackedLayer>, usize), String> {
     let entries = base.entries.as_ref().ok_or("not a regcache cache")?;
     let meta = entries.find(path).ok_or("does not hold this path")?;
     let list_digest = meta.filelist.as_ref().ok_or("no state list")?;
@@ -117,11 +118,15 @@ fn usable(
     if digests != meta.layers.iter().collect::<Vec<_>>() {
         return Err("its entries list and config disagree on the chain".into());
     }
-    let layers = chain
+    let layers: Vec<PackedLayer> = chain
         .into_iter()
         .map(|desc| reusable_layer(desc, compression))
         .collect::<Result<_, _>>()?;
-    Ok((list, layers))
+    let deltas = meta.deltas as usize;
+    if deltas >= layers.len() {
+        return Err(format!("{deltas} deltas in a chain of {}", layers.len()));
+    }
+    Ok((list, layers, deltas))
 }
 
 fn reusable_layer(desc: &Descriptor, compression: Compression) -> Result<PackedLayer, String> {
