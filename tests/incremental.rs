@@ -371,3 +371,32 @@ fn a_chain_restores_over_an_older_restore() {
         .success();
     assert_eq!(snapshot(&out.path().join("tree")), snapshot(&tree));
 }
+
+/// A copied cache keeps its state lists: a save on top of the copy is
+/// incremental too.
+#[test]
+fn a_copy_keeps_the_state_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (work, a, b) = (
+        tmp.path().join("work"),
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+    );
+    let tree = work.join("tree");
+    build_tree(&tree);
+    // From mode=max to mode=min: the copy is slimmed to the entries' chains.
+    let max = format!("{},mode=max", local("dest", &a));
+    let first = save(&work, &[], &["--cache-to", &max, "tree"]);
+    let (layers, _) = saved(&first);
+    regcache(&work)
+        .args(["copy", "--cache-from", &local("src", &a)])
+        .args(["--cache-to", &format!("{},mode=min", local("dest", &b))])
+        .assert()
+        .success();
+    let second = save(&work, &[], &["--cache-to", &local("dest", &b), "tree"]);
+    assert_eq!(saved(&second), (layers, layers));
+    // The config, and perhaps the entries list as the copy re-encoded it;
+    // no layer and no state list.
+    assert!(sent(&second).0 <= 2, "{:?}", sent(&second));
+    restore_equals(&local("src", &b), &tree);
+}
