@@ -78,6 +78,7 @@ deps:
 	@test -x /usr/bin/time || scripts/apt-install.sh time
 	@test -x /usr/bin/docker-registry || scripts/apt-install.sh docker-registry
 	@command -v skopeo >/dev/null || scripts/apt-install.sh skopeo
+	@command -v strace >/dev/null || scripts/apt-install.sh strace
 
 clean:
 	$(CARGO) clean

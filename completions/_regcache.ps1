@@ -44,6 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'regcache' -ScriptBlock {
         }
         'regcache;save' {
             [CompletionResult]::new('--cache-to', '--cache-to', [CompletionResultType]::ParameterName, 'Where to save (repeatable)')
+            [CompletionResult]::new('--cache-from', '--cache-from', [CompletionResultType]::ParameterName, 'The base to compare with (repeatable, first holding a path wins): parts it holds unchanged are reused, not read, packed or sent again. Without it, the base is what the first --cache-to holds now')
             [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)')
             [CompletionResult]::new('--metadata-file', '--metadata-file', [CompletionResultType]::ParameterName, 'Write a JSON summary of what was restored, run and saved to FILE (see docs/metadata.md), as `docker buildx build --metadata-file` does')
             [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Talk plain HTTP to this registry (repeatable), as dockerd''s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it')

@@ -397,13 +397,17 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__save)
-            opts="-v -q -h --cache-to --dry-run --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
+            opts="-v -q -h --cache-to --cache-from --dry-run --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --cache-to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-from)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -43,6 +43,7 @@ complete -c regcache -n "__fish_regcache_needs_command" -f -a "inspect" -d 'Show
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "prune" -d 'Delete old cache tags from a registry repository or a local cache directory'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c regcache -n "__fish_regcache_using_subcommand save" -l cache-to -d 'Where to save (repeatable)' -r
+complete -c regcache -n "__fish_regcache_using_subcommand save" -l cache-from -d 'The base to compare with (repeatable, first holding a path wins): parts it holds unchanged are reused, not read, packed or sent again. Without it, the base is what the first --cache-to holds now' -r
 complete -c regcache -n "__fish_regcache_using_subcommand save" -l progress -d 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)' -r -f -a "auto\t''
 tty\t''
 plain\t''

@@ -185,6 +185,12 @@ pub struct SaveArgs {
     #[arg(long = "cache-to", value_name = "SPEC", required = true)]
     pub cache_to: Vec<String>,
 
+    /// The base to compare with (repeatable, first holding a path wins):
+    /// parts it holds unchanged are reused, not read, packed or sent again.
+    /// Without it, the base is what the first --cache-to holds now.
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+
     /// Print the plan, every spec at its effective parameters, and touch nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -33,9 +33,16 @@ use regcache::progress::{
 use regcache::spec::{CacheFrom, CacheTo, ExportDefaults, parse_cache_from, parse_cache_to};
 use regcache::store::StoreOptions;
 
-/// Uncompressed bytes per layer: small enough that a tree of a few hundred
-/// MB spreads over every core, large enough to keep the blob count low.
-const PART_SIZE: u64 = 64 << 20;
+/// The average uncompressed bytes per layer (see `DEFAULT_PART_SIZE`).
+/// `REGCACHE_PART_SIZE` (bytes) overrides it: a test knob, so small trees
+/// can be cut into many parts; not a documented setting.
+fn part_size() -> u64 {
+    std::env::var("REGCACHE_PART_SIZE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(regcache::layer::DEFAULT_PART_SIZE)
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -274,12 +281,16 @@ async fn cmd_save(args: SaveArgs, ctx: &Context) -> Finished {
         Ok(specs) => specs,
         Err(err) => return err.into(),
     };
+    let cache_from = match parse_all_from(&args.cache_from) {
+        Ok(specs) => specs,
+        Err(err) => return err.into(),
+    };
     if args.dry_run {
         print_plan(
             &Plan {
                 command: "save",
                 cache_to: &cache_to,
-                cache_from: &[],
+                cache_from: &cache_from,
                 paths: &args.paths,
                 argv: None,
             },
@@ -290,9 +301,10 @@ async fn cmd_save(args: SaveArgs, ctx: &Context) -> Finished {
     let saved = save(
         SaveOptions {
             cache_to: cache_to.clone(),
+            cache_from: cache_from.clone(),
             paths: args.paths.clone(),
             jobs: ctx.jobs,
-            part_size: PART_SIZE,
+            part_size: part_size(),
             store: ctx.store.clone(),
             progress: Arc::clone(&ctx.progress),
             mount_sources: Vec::new(),
@@ -496,7 +508,7 @@ async fn cmd_run(args: RunArgs, ctx: &Context) -> Finished {
             fail_on_miss: args.fail_on_miss,
             allow_root_symlink: args.allow_root_symlink,
             jobs: ctx.jobs,
-            part_size: PART_SIZE,
+            part_size: part_size(),
             store: ctx.store.clone(),
             progress: Arc::clone(&ctx.progress),
         },

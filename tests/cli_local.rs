@@ -189,10 +189,10 @@ fn unchanged_tree_gives_the_same_layers_and_writes_none() {
     );
     let layer_count = first["layers"].as_array().unwrap().len();
     let stderr = String::from_utf8_lossy(&second_save.stderr);
-    // Only the config, which carries the save time, is new; every layer
-    // and the entries list are reused.
+    // Only the config, which carries the save time, is new; every layer,
+    // the state list and the entries list are reused.
     assert!(
-        stderr.contains(&format!("in 1 blob(s), {} reused", layer_count + 1)),
+        stderr.contains(&format!("in 1 blob(s), {} reused", layer_count + 2)),
         "{stderr}"
     );
 }

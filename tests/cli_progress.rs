@@ -249,9 +249,10 @@ fn the_save_summary_gives_per_target_bytes_blobs_reuse_and_time() {
         .lines()
         .find(|l| l.starts_with(&format!("  -> {}", cache.display())))
         .unwrap_or_else(|| panic!("{stderr}"));
-    // An unchanged tree: only the config (it carries the save time) is new.
+    // An unchanged tree: only the config (it carries the save time) is new;
+    // the layer, the state list and the entries list are reused.
     assert!(target.contains("wrote"), "{target}");
-    assert!(target.contains("in 1 blob(s), 2 reused"), "{target}");
+    assert!(target.contains("in 1 blob(s), 3 reused"), "{target}");
     assert!(target.contains("sha256:"), "{target}");
     assert!(stderr.contains("saved    tree"), "{stderr}");
 }
@@ -291,8 +292,8 @@ fn metadata_file_for_save_has_one_object_per_target_in_order() {
     for t in [&targets[0], &targets[2]] {
         assert_eq!(t["status"], "written", "{t}");
         assert!(t["digest"].as_str().unwrap().starts_with("sha256:"), "{t}");
-        // layer + config + entries list (+ the manifest's bytes).
-        assert_eq!(t["uploaded_blobs"], 3, "{t}");
+        // layer + state list + config + entries list (+ the manifest's bytes).
+        assert_eq!(t["uploaded_blobs"], 4, "{t}");
         assert_eq!(t["reused_blobs"], 0, "{t}");
         assert!(t["uploaded_bytes"].as_u64().unwrap() > 0, "{t}");
         assert!(t["error"].is_null(), "{t}");

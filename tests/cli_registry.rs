@@ -285,9 +285,10 @@ fn an_unchanged_tree_uploads_only_manifest_and_config() {
         target["uploaded_bytes"].as_u64().unwrap() < 16 * 1024,
         "{target}"
     );
-    // The rich tree is one layer; with the entries list, two blobs reused.
+    // The rich tree is one layer; with its state list and the entries
+    // list, three blobs reused.
     assert_eq!(target["uploaded_blobs"], 1, "{target}");
-    assert_eq!(target["reused_blobs"], 2, "{target}");
+    assert_eq!(target["reused_blobs"], 3, "{target}");
 }
 
 #[test]

@@ -524,6 +524,7 @@ fn builder_reproduces_buildkit_layer_tables() {
                 symlinks: 0,
                 hardlinks: 0,
                 bytes: 0,
+                filelist: None,
             });
         }
         let params = BuildParams {

@@ -262,6 +262,7 @@ fn build_entry(path: &str, layers: &[&str]) -> BuildEntry {
         symlinks: 0,
         hardlinks: 0,
         bytes: 10,
+        filelist: None,
     }
 }
 

@@ -12,7 +12,8 @@ use super::manifest::{CacheImage, Form, RawManifest};
 use super::media_types::{
     ANNOTATION_CREATED_AT, ANNOTATION_ESTARGZ_UNCOMPRESSED_SIZE, ANNOTATION_REGCACHE_MODE,
     ANNOTATION_REGCACHE_VERSION, ANNOTATION_STARGZ_TOC, ANNOTATION_UNCOMPRESSED,
-    ANNOTATION_UNCOMPRESSED_SIZE, CACHE_CONFIG, REGCACHE_ENTRIES, layer_media_type,
+    ANNOTATION_UNCOMPRESSED_SIZE, CACHE_CONFIG, REGCACHE_ENTRIES, REGCACHE_FILELIST,
+    layer_media_type,
 };
 use crate::compression::Compression;
 use crate::digest::Digest;
@@ -40,6 +41,16 @@ pub struct BuildEntry {
     pub symlinks: u64,
     pub hardlinks: u64,
     pub bytes: u64,
+    pub filelist: Option<BuiltFileList>,
+}
+
+/// An entry's state list blob, and the shape of the chain it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltFileList {
+    pub digest: Digest,
+    pub size: u64,
+    /// How many of the top layers are deltas (`mode=max`).
+    pub deltas: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +141,16 @@ pub fn build_cache_image(
         descriptors.push(descriptor);
     }
     descriptors.push(entries_descriptor.clone());
+    // State lists ride beside the entries blob, sorted and once each (two
+    // entries with the same tree share one), so the manifest depends on
+    // the content alone.
+    let lists: BTreeMap<&Digest, u64> = sorted
+        .iter()
+        .filter_map(|e| e.filelist.as_ref().map(|l| (&l.digest, l.size)))
+        .collect();
+    for (digest, size) in lists {
+        descriptors.push(Descriptor::new(REGCACHE_FILELIST, digest.clone(), size));
+    }
 
     let image = CacheImage {
         form,
@@ -323,6 +344,8 @@ fn entry_meta(entry: &BuildEntry) -> EntryMeta {
         symlinks: entry.symlinks,
         hardlinks: entry.hardlinks,
         bytes: entry.bytes,
+        filelist: entry.filelist.as_ref().map(|l| l.digest.clone()),
+        deltas: entry.filelist.as_ref().map_or(0, |l| l.deltas),
     }
 }
 
@@ -352,6 +375,7 @@ mod tests {
             symlinks: 1,
             hardlinks: 0,
             bytes: 1234,
+            filelist: None,
         }
     }
 

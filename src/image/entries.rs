@@ -54,6 +54,19 @@ pub struct EntryMeta {
     pub hardlinks: u64,
     /// Bytes of file content (not of the tar).
     pub bytes: u64,
+    /// The entry's state list (`application/vnd.regcache.filelist.v1+json+zstd`,
+    /// a blob the manifest lists beside this one): what the next save
+    /// compares its walk with. Absent in caches of older regcache versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filelist: Option<Digest>,
+    /// `mode=max`: how many of the top layers are deltas on the full
+    /// layers below (absent: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deltas: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl EntriesBlob {
@@ -198,6 +211,8 @@ mod tests {
             symlinks: 0,
             hardlinks: 0,
             bytes: 42,
+            filelist: None,
+            deltas: 0,
         }
     }
 
@@ -224,6 +239,19 @@ mod tests {
         let parsed = EntriesBlob::from_json(&original.to_json().unwrap()).unwrap();
         assert_eq!(parsed, original);
         assert_eq!(parsed.find("target").map(|e| e.bytes), Some(42));
+    }
+
+    #[test]
+    fn the_state_list_field_is_optional() {
+        let with = EntryMeta {
+            filelist: Some(Digest::of(b"list")),
+            ..meta("target")
+        };
+        let parsed = EntriesBlob::from_json(&blob(vec![with.clone()]).to_json().unwrap()).unwrap();
+        assert_eq!(parsed.entries[0], with);
+        // Written by a regcache without state lists: the same bytes as before.
+        let json = String::from_utf8(blob(vec![meta("a")]).to_json().unwrap()).unwrap();
+        assert!(!json.contains("filelist"), "{json}");
     }
 
     #[test]

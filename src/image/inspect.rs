@@ -285,6 +285,7 @@ mod tests {
             symlinks: 0,
             hardlinks: 0,
             bytes,
+            filelist: None,
         }
     }
 

@@ -12,6 +12,8 @@ pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.mani
 pub const CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
 /// regcache's own metadata blob (see `entries.rs`).
 pub const REGCACHE_ENTRIES: &str = "application/vnd.regcache.entries.v1+json";
+/// An entry's state list (see `layer::filelist`).
+pub const REGCACHE_FILELIST: &str = crate::layer::filelist::MEDIA_TYPE;
 
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";

@@ -20,7 +20,7 @@ use super::entries::{EntriesBlob, EntryMeta};
 use super::manifest::{CacheImage, Form, RawManifest};
 use super::media_types::{
     CACHE_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_LAYER_ZSTD, OCI_LAYER, OCI_LAYER_GZIP,
-    OCI_LAYER_ZSTD, REGCACHE_ENTRIES, layer_compression, layer_media_type,
+    OCI_LAYER_ZSTD, REGCACHE_ENTRIES, REGCACHE_FILELIST, layer_compression, layer_media_type,
 };
 use crate::digest::Digest;
 
@@ -390,7 +390,13 @@ pub fn slim_to_min(parts: &CacheParts) -> CacheParts {
     let blobs = parts
         .blobs
         .iter()
-        .filter(|(digest, d)| d.media_type == REGCACHE_ENTRIES || blobs_kept.contains(digest))
+        // State lists stay with the entries that name them: without them
+        // the next save on top of this copy would be a full one.
+        .filter(|(digest, d)| {
+            d.media_type == REGCACHE_ENTRIES
+                || d.media_type == REGCACHE_FILELIST
+                || blobs_kept.contains(digest)
+        })
         .map(|(digest, d)| (digest.clone(), d.clone()))
         .collect();
     tracing::debug!(

@@ -4,15 +4,20 @@
 //! - [`codec`]: gzip / zstd / uncompressed streams.
 //! - [`estargz`]: eStargz blobs (gzip members per file, TOC, footer).
 //! - [`pack`]: directory → parts → layer blobs, in parallel.
+//! - [`filelist`]: an entry's state list, what the next save compares with.
+//! - [`reuse`]: which parts of a walk a base cache already holds.
 //! - [`unpack`]: layer blobs → directory, verified and confined to its root.
 //! - [`root`]: an entry's root opened beneath its anchor, no symlink followed.
 //! - [`leftovers`]: what killed restores left behind, removed.
 
 pub mod codec;
+pub mod delta;
 pub mod estargz;
+pub mod filelist;
 pub mod leftovers;
 pub mod pack;
 mod pax;
+pub mod reuse;
 pub mod root;
 mod safe_path;
 mod stage;
@@ -28,6 +33,8 @@ mod walk;
 
 pub use estargz::{EstargzInfo, tar_to_estargz};
 pub use pack::{
-    DEFAULT_PART_SIZE, EntryStats, PackError, PackOptions, PackedEntry, PackedLayer, pack_dir,
+    DEFAULT_PART_SIZE, EntryStats, FileListBlob, PackError, PackOptions, PackedEntry, PackedLayer,
+    pack_dir, pack_dir_with_base,
 };
+pub use reuse::BaseEntry;
 pub use unpack::{EntryRestorer, LayerSource, UnpackError};

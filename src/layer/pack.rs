@@ -12,19 +12,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
 
 use crate::compression::Compression;
-use crate::digest::{Digest, HashingWriter};
+use crate::digest::{Digest, Hasher, HashingWriter};
 
 use super::codec::{IO_BUFFER, compress_writer_with_workers};
 use super::estargz::{EntryMeta, EntryType, EstargzWriter};
+use super::filelist::{FileListWriter, FileRecord};
+use super::reuse::{BaseEntry, BaseMatcher};
 use super::tar_write::{END_OF_ARCHIVE, EntryHeader, EntryKind, HeaderEncoder, padding};
 use super::walk::{Item, ItemKind, Part, item_path, walk};
 
 pub use super::stats::EntryStats;
 
-/// Target uncompressed bytes per layer: large enough that per-layer overhead
-/// (a descriptor, a request) is negligible, small enough that a 500 MB tree
-/// gives every core a part.
-pub const DEFAULT_PART_SIZE: u64 = 64 << 20;
+/// Target (average) uncompressed bytes per layer; parts fall between half
+/// and twice this (see `walk::Cutter`). Large enough that per-layer
+/// overhead (a descriptor, a request) is negligible and zstd/gzip run at
+/// full speed, small enough that a 500 MB tree gives every core a part and
+/// a changed file costs at most one part's packing and upload.
+pub const DEFAULT_PART_SIZE: u64 = 32 << 20;
 
 #[derive(Clone, Debug)]
 pub struct PackOptions {
@@ -68,6 +72,17 @@ pub struct PackedLayer {
     /// eStargz layers only: the digest of the TOC JSON, for the layer's
     /// `containerd.io/snapshot/stargz/toc.digest` annotation.
     pub toc_digest: Option<Digest>,
+    /// A layer of the base cache whose part is unchanged: nothing was read
+    /// or written, and `blob` is empty (the base's store has the bytes).
+    pub reused: bool,
+}
+
+/// The entry's state list, spooled (see `filelist`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileListBlob {
+    pub blob: PathBuf,
+    pub digest: Digest,
+    pub size: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +90,17 @@ pub struct PackedEntry {
     /// Base first: a restore applies them in this order.
     pub layers: Vec<PackedLayer>,
     pub stats: EntryStats,
+    pub filelist: FileListBlob,
+    /// `mode=max`: how many of the top layers are deltas on the full
+    /// layers below them (0 for a full save).
+    pub deltas: usize,
+}
+
+impl PackedEntry {
+    /// Layers taken from the base cache as they were.
+    pub fn reused_layers(&self) -> usize {
+        self.layers.iter().filter(|l| l.reused).count()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,11 +139,36 @@ pub enum PackError {
     Cancelled,
     #[error("a packing thread panicked")]
     WorkerPanicked,
+    #[error("writing the state list {path}: {source}")]
+    FileList {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Packs the tree under `root` (a directory, or a symlink to one) into
 /// layer blobs in `spool`. On error no blob is left behind.
 pub fn pack_dir(root: &Path, spool: &Path, opts: &PackOptions) -> Result<PackedEntry, PackError> {
+    pack_dir_with_base(root, spool, opts, None)
+}
+
+/// A part's outcome: packed by a worker (its blob file) or reused from the
+/// base (no file), with the state list records of its items.
+pub(crate) struct Finished {
+    pub(crate) file: Option<tempfile::TempPath>,
+    pub(crate) layer: PackedLayer,
+    pub(crate) records: Vec<FileRecord>,
+}
+
+/// Like [`pack_dir`], and every part equal to a part of `base` (same
+/// items, same metadata) is taken from it instead of read and packed.
+pub fn pack_dir_with_base(
+    root: &Path,
+    spool: &Path,
+    opts: &PackOptions,
+    base: Option<&BaseEntry>,
+) -> Result<PackedEntry, PackError> {
     let meta = std::fs::metadata(root).map_err(|source| PackError::Read {
         path: root.to_path_buf(),
         source,
@@ -131,9 +182,11 @@ pub fn pack_dir(root: &Path, spool: &Path, opts: &PackOptions) -> Result<PackedE
     let cancel = AtomicBool::new(false);
     let (part_tx, part_rx) = mpsc::sync_channel::<Part>(jobs);
     let part_rx = Mutex::new(part_rx);
-    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<Blob, PackError>)>();
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<Finished, PackError>)>();
+    let mut matcher = base.map(BaseMatcher::open);
+    let list_file = spool_file(spool)?;
 
-    let walked = std::thread::scope(|scope| {
+    let (walked, panicked, collected) = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..jobs)
             .map(|_| {
                 let done_tx = done_tx.clone();
@@ -147,77 +200,171 @@ pub fn pack_dir(root: &Path, spool: &Path, opts: &PackOptions) -> Result<PackedE
                             Err(_) => break,
                         };
                         let Ok(part) = next else { break };
-                        let result = worker.pack(&part, cancel);
+                        let index = part.index;
+                        let result = worker.pack(part, cancel);
                         if result.is_err() {
                             cancel.store(true, Ordering::Relaxed);
                         }
-                        if done_tx.send((part.index, result)).is_err() {
+                        if done_tx.send((index, result)).is_err() {
                             break;
                         }
                     }
                 })
             })
             .collect();
+        // The list is written in tar order as parts finish, so only the
+        // parts finished out of order are held.
+        let reused_tx = done_tx.clone();
         drop(done_tx);
+        let cancel_ref = &cancel;
+        let collector = scope.spawn(move || collect(done_rx, list_file, cancel_ref));
         let walked = walk(root, opts.part_size, |part| {
-            !cancel.load(Ordering::Relaxed) && part_tx.send(part).is_ok()
+            if cancel.load(Ordering::Relaxed) {
+                return false;
+            }
+            if let Some(reused) = matcher.as_mut().and_then(|m| m.find(&part.items)) {
+                tracing::debug!(part = part.index, digest = %reused.layer.digest, "part unchanged: reusing the base's layer");
+                let records = reused
+                    .records
+                    .into_iter()
+                    .map(|r| FileRecord {
+                        layer: part.index as u32,
+                        ..r
+                    })
+                    .collect();
+                let finished = Finished {
+                    file: None,
+                    layer: reused.layer,
+                    records,
+                };
+                return reused_tx.send((part.index, Ok(finished))).is_ok();
+            }
+            part_tx.send(part).is_ok()
         });
         if walked.is_err() {
             cancel.store(true, Ordering::Relaxed);
         }
         drop(part_tx);
+        drop(reused_tx);
         let panicked = workers.into_iter().map(|w| w.join()).any(|r| r.is_err());
-        (walked, panicked)
+        let collected = collector.join();
+        (walked, panicked, collected)
     });
 
-    let mut results: Vec<(usize, Result<Blob, PackError>)> = done_rx.into_iter().collect();
-    results.sort_by_key(|(index, _)| *index);
-    let (walked, panicked) = walked;
-    // Blobs are deleted on drop unless kept, so every early return below
-    // cleans the spool.
     let stats = walked?;
+    let Ok(collected) = collected else {
+        return Err(PackError::WorkerPanicked);
+    };
     if panicked {
         return Err(PackError::WorkerPanicked);
     }
-    let mut blobs = Vec::with_capacity(results.len());
+    let (finished, filelist) = collected?;
+    if cancel.load(Ordering::Relaxed) {
+        return Err(PackError::Cancelled);
+    }
+    let mut layers = Vec::with_capacity(finished.len());
+    for (file, layer) in finished {
+        let blob = match file {
+            Some(file) => file.keep().map_err(|e| PackError::Spool {
+                path: e.path.to_path_buf(),
+                source: e.error,
+            })?,
+            None => PathBuf::new(),
+        };
+        layers.push(PackedLayer { blob, ..layer });
+    }
+    Ok(PackedEntry {
+        layers,
+        stats,
+        filelist,
+        deltas: 0,
+    })
+}
+
+/// A new file in the spool, with the mode blobs of a local cache get.
+pub(crate) fn spool_file(spool: &Path) -> Result<tempfile::NamedTempFile, PackError> {
+    // Spool files become blobs of a local cache by a hard link, so they get
+    // the mode any other file of it gets (0666 less the umask), not
+    // tempfile's 0600 that would hide them from a web server or another
+    // user serving the cache.
+    tempfile::Builder::new()
+        .prefix(".regcache-layer-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(spool)
+        .map_err(|source| PackError::Spool {
+            path: spool.to_path_buf(),
+            source,
+        })
+}
+
+type Collected = (Vec<(Option<tempfile::TempPath>, PackedLayer)>, FileListBlob);
+
+/// Receives finished parts in any order and writes their state list
+/// records in part order; returns the parts in order and the list blob.
+fn collect(
+    done: mpsc::Receiver<(usize, Result<Finished, PackError>)>,
+    list_file: tempfile::NamedTempFile,
+    cancel: &AtomicBool,
+) -> Result<Collected, PackError> {
+    let (file, list_path) = list_file.into_parts();
+    let list_err = |source: io::Error| PackError::FileList {
+        path: list_path.to_path_buf(),
+        source,
+    };
+    let out = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, file));
+    let mut writer = FileListWriter::new(out).map_err(list_err)?;
+    let mut waiting: std::collections::BTreeMap<usize, Finished> = Default::default();
+    let mut parts = Vec::new();
     let mut first_error = None;
-    for (_, result) in results {
+    for (index, result) in done {
         match result {
-            Ok(blob) => blobs.push(blob),
-            Err(PackError::Cancelled) => {}
+            Ok(finished) if first_error.is_none() => {
+                waiting.insert(index, finished);
+            }
+            Ok(_) | Err(PackError::Cancelled) => {}
             Err(err) => {
+                cancel.store(true, Ordering::Relaxed);
                 first_error.get_or_insert(err);
             }
+        }
+        while let Some(finished) = waiting.remove(&parts.len()) {
+            for record in &finished.records {
+                if let Err(err) = writer.write(record) {
+                    cancel.store(true, Ordering::Relaxed);
+                    first_error.get_or_insert(list_err(err));
+                    break;
+                }
+            }
+            parts.push((finished.file, finished.layer));
         }
     }
     if let Some(err) = first_error {
         return Err(err);
     }
-    if cancel.load(Ordering::Relaxed) {
+    if !waiting.is_empty() {
+        // A part never came back: the walk or a worker stopped early.
         return Err(PackError::Cancelled);
     }
-    let mut layers = Vec::with_capacity(blobs.len());
-    for blob in blobs {
-        let path = blob.file.keep().map_err(|e| PackError::Spool {
-            path: e.path.to_path_buf(),
-            source: e.error,
-        })?;
-        layers.push(PackedLayer {
-            blob: path,
-            ..blob.layer
-        });
-    }
-    Ok(PackedEntry { layers, stats })
+    let out = writer.finish().map_err(list_err)?;
+    let (buffered, digest, size) = out.finish();
+    buffered
+        .into_inner()
+        .map_err(|e| list_err(e.into_error()))?;
+    let blob = list_path.keep().map_err(|e| PackError::Spool {
+        path: e.path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok((parts, FileListBlob { blob, digest, size }))
 }
 
-/// A finished part whose spool file is removed unless kept.
+/// A packed part's spool file (removed unless kept) and its layer.
 struct Blob {
     file: tempfile::TempPath,
     layer: PackedLayer,
 }
 
 /// One packing thread's reusable state.
-struct Worker<'a> {
+pub(crate) struct Worker<'a> {
     root: &'a Path,
     spool: &'a Path,
     opts: &'a PackOptions,
@@ -228,7 +375,7 @@ struct Worker<'a> {
 }
 
 impl<'a> Worker<'a> {
-    fn new(root: &'a Path, spool: &'a Path, opts: &'a PackOptions, jobs: usize) -> Self {
+    pub(crate) fn new(root: &'a Path, spool: &'a Path, opts: &'a PackOptions, jobs: usize) -> Self {
         Worker {
             root,
             spool,
@@ -240,23 +387,40 @@ impl<'a> Worker<'a> {
         }
     }
 
-    fn pack(&mut self, part: &Part, cancel: &AtomicBool) -> Result<Blob, PackError> {
-        // Spool files become blobs of a local cache by a hard link, so
-        // they get the mode any other file of it gets (0666 less the
-        // umask), not tempfile's 0600 that would hide them from a web
-        // server or another user serving the cache.
-        let temp = tempfile::Builder::new()
-            .prefix(".regcache-layer-")
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(self.spool)
-            .map_err(|source| PackError::Spool {
-                path: self.spool.to_path_buf(),
-                source,
-            })?;
-        let (file, path) = temp.into_parts();
-        if self.opts.compression == Compression::Estargz {
-            return self.pack_estargz(part, cancel, file, path);
-        }
+    /// Packs one part; returns its blob with the state list
+    /// records of its items (content digests computed on the way).
+    pub(crate) fn pack(&mut self, part: Part, cancel: &AtomicBool) -> Result<Finished, PackError> {
+        let (file, path) = spool_file(self.spool)?.into_parts();
+        let (blob, digests) = if self.opts.compression == Compression::Estargz {
+            self.pack_estargz(&part, cancel, file, path)?
+        } else {
+            self.pack_tar(&part, cancel, file, path)?
+        };
+        let layer = part.index as u32;
+        let records = part
+            .items
+            .into_iter()
+            .zip(digests)
+            .map(|(item, digest)| FileRecord {
+                item,
+                digest,
+                layer,
+            })
+            .collect();
+        Ok(Finished {
+            file: Some(blob.file),
+            layer: blob.layer,
+            records,
+        })
+    }
+
+    fn pack_tar(
+        &mut self,
+        part: &Part,
+        cancel: &AtomicBool,
+        file: std::fs::File,
+        path: tempfile::TempPath,
+    ) -> Result<(Blob, Vec<Option<Digest>>), PackError> {
         let spool_err = |source: io::Error| PackError::Spool {
             path: path.to_path_buf(),
             source,
@@ -281,14 +445,15 @@ impl<'a> Worker<'a> {
         // Batches small header writes before they reach the hasher and codec.
         let mut tar = BufWriter::with_capacity(IO_BUFFER, HashingWriter::new(encoder));
 
+        let mut digests = Vec::with_capacity(part.items.len());
         for item in &part.items {
             if cancel.load(Ordering::Relaxed) {
                 return Err(PackError::Cancelled);
             }
-            self.write_item(item, &mut tar).map_err(|e| match e {
+            digests.push(self.write_item(item, &mut tar).map_err(|e| match e {
                 ItemError::Pack(e) => e,
                 ItemError::Write(source) => codec_or_spool(compression, &path, source),
-            })?;
+            })?);
         }
         tar.write_all(&END_OF_ARCHIVE)
             .map_err(|e| codec_or_spool(compression, &path, e))?;
@@ -302,17 +467,21 @@ impl<'a> Worker<'a> {
         let (out, digest, size) = blob.finish();
         out.into_inner().map_err(|e| spool_err(e.into_error()))?;
         tracing::debug!(part = part.index, entries = part.items.len(), %digest, size, uncompressed_size, "packed layer");
-        Ok(Blob {
-            file: path,
-            layer: PackedLayer {
-                blob: PathBuf::new(),
-                digest,
-                size,
-                diff_id,
-                uncompressed_size,
-                toc_digest: None,
+        Ok((
+            Blob {
+                file: path,
+                layer: PackedLayer {
+                    blob: PathBuf::new(),
+                    digest,
+                    size,
+                    diff_id,
+                    uncompressed_size,
+                    toc_digest: None,
+                    reused: false,
+                },
             },
-        })
+            digests,
+        ))
     }
 
     /// Like the rest of [`Worker::pack`] for an eStargz layer: each file's
@@ -323,7 +492,7 @@ impl<'a> Worker<'a> {
         cancel: &AtomicBool,
         file: std::fs::File,
         path: tempfile::TempPath,
-    ) -> Result<Blob, PackError> {
+    ) -> Result<(Blob, Vec<Option<Digest>>), PackError> {
         let compression = Compression::Estargz;
         let blob = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, file));
         let mut est =
@@ -331,15 +500,18 @@ impl<'a> Worker<'a> {
                 compression,
                 source,
             })?;
+        let mut digests = Vec::with_capacity(part.items.len());
         for item in &part.items {
             if cancel.load(Ordering::Relaxed) {
                 return Err(PackError::Cancelled);
             }
-            self.write_item_estargz(item, &mut est)
-                .map_err(|e| match e {
-                    ItemError::Pack(e) => e,
-                    ItemError::Write(source) => codec_or_spool(compression, &path, source),
-                })?;
+            digests.push(
+                self.write_item_estargz(item, &mut est)
+                    .map_err(|e| match e {
+                        ItemError::Pack(e) => e,
+                        ItemError::Write(source) => codec_or_spool(compression, &path, source),
+                    })?,
+            );
         }
         est.write_raw(&END_OF_ARCHIVE)
             .map_err(|e| codec_or_spool(compression, &path, e))?;
@@ -352,29 +524,33 @@ impl<'a> Worker<'a> {
             source: e.into_error(),
         })?;
         tracing::debug!(part = part.index, entries = part.items.len(), %digest, size, uncompressed_size = info.uncompressed_size, toc = %info.toc_digest, "packed estargz layer");
-        Ok(Blob {
-            file: path,
-            layer: PackedLayer {
-                blob: PathBuf::new(),
-                digest,
-                size,
-                diff_id: info.diff_id,
-                uncompressed_size: info.uncompressed_size,
-                toc_digest: Some(info.toc_digest),
+        Ok((
+            Blob {
+                file: path,
+                layer: PackedLayer {
+                    blob: PathBuf::new(),
+                    digest,
+                    size,
+                    diff_id: info.diff_id,
+                    uncompressed_size: info.uncompressed_size,
+                    toc_digest: Some(info.toc_digest),
+                    reused: false,
+                },
             },
-        })
+            digests,
+        ))
     }
 
     fn write_item_estargz<W: Write>(
         &mut self,
         item: &Item,
         est: &mut EstargzWriter<W>,
-    ) -> Result<(), ItemError> {
+    ) -> Result<Option<Digest>, ItemError> {
         self.encode_header(item);
         est.write_raw(&self.header_buf).map_err(ItemError::Write)?;
         let (kind, link): (EntryType, &[u8]) = match &item.kind {
             ItemKind::Dir => (EntryType::Dir, b""),
-            ItemKind::File { .. } => (EntryType::Reg, b""),
+            ItemKind::File { .. } | ItemKind::Whiteout => (EntryType::Reg, b""),
             ItemKind::Symlink { target } => (EntryType::Symlink, target),
             ItemKind::Hardlink { target } => (EntryType::Hardlink, target),
         };
@@ -393,12 +569,13 @@ impl<'a> Worker<'a> {
             mtime: item.mtime,
             link,
         });
-        if let ItemKind::File { size } = item.kind {
-            self.copy_file(&item.path, size, &mut est.content())?;
-            est.write_raw(&END_OF_ARCHIVE[..padding(size)])
-                .map_err(ItemError::Write)?;
-        }
-        Ok(())
+        let ItemKind::File { size } = item.kind else {
+            return Ok(None);
+        };
+        let digest = self.copy_file(&item.path, size, &mut est.content())?;
+        est.write_raw(&END_OF_ARCHIVE[..padding(size)])
+            .map_err(ItemError::Write)?;
+        Ok(Some(digest))
     }
 
     /// Puts the tar header(s) of `item` in `header_buf`.
@@ -406,6 +583,7 @@ impl<'a> Worker<'a> {
         let kind = match &item.kind {
             ItemKind::Dir => EntryKind::Dir,
             ItemKind::File { size } => EntryKind::File { size: *size },
+            ItemKind::Whiteout => EntryKind::File { size: 0 },
             ItemKind::Symlink { target } => EntryKind::Symlink { target },
             ItemKind::Hardlink { target } => EntryKind::Hardlink { target },
         };
@@ -419,20 +597,32 @@ impl<'a> Worker<'a> {
         self.headers.encode(&header, &mut self.header_buf);
     }
 
-    fn write_item(&mut self, item: &Item, tar: &mut impl Write) -> Result<(), ItemError> {
+    /// Writes one item; returns a file's content digest.
+    fn write_item(
+        &mut self,
+        item: &Item,
+        tar: &mut impl Write,
+    ) -> Result<Option<Digest>, ItemError> {
         self.encode_header(item);
         tar.write_all(&self.header_buf).map_err(ItemError::Write)?;
-        if let ItemKind::File { size } = item.kind {
-            self.copy_file(&item.path, size, tar)?;
-            tar.write_all(&END_OF_ARCHIVE[..padding(size)])
-                .map_err(ItemError::Write)?;
-        }
-        Ok(())
+        let ItemKind::File { size } = item.kind else {
+            return Ok(None);
+        };
+        let digest = self.copy_file(&item.path, size, tar)?;
+        tar.write_all(&END_OF_ARCHIVE[..padding(size)])
+            .map_err(ItemError::Write)?;
+        Ok(Some(digest))
     }
 
     /// Copies exactly `size` bytes of the file, failing if it has more or
-    /// fewer: the header already promised `size`.
-    fn copy_file(&mut self, rel: &[u8], size: u64, tar: &mut impl Write) -> Result<(), ItemError> {
+    /// fewer: the header already promised `size`. Returns the content's
+    /// sha256 for the state list, hashed as it passes.
+    fn copy_file(
+        &mut self,
+        rel: &[u8],
+        size: u64,
+        tar: &mut impl Write,
+    ) -> Result<Digest, ItemError> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = item_path(self.root, rel);
         let read_err = |source: io::Error| {
@@ -448,6 +638,7 @@ impl<'a> Worker<'a> {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(read_err)?;
+        let mut hasher = Hasher::new();
         let mut left = size;
         while left > 0 {
             let want = self
@@ -466,13 +657,14 @@ impl<'a> Worker<'a> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(read_err(e)),
             };
+            hasher.update(&self.read_buf[..n]);
             tar.write_all(&self.read_buf[..n])
                 .map_err(ItemError::Write)?;
             left -= n as u64;
         }
         let mut probe = [0u8; 1];
         match file.read(&mut probe) {
-            Ok(0) => Ok(()),
+            Ok(0) => Ok(hasher.finish().0),
             Ok(_) => Err(ItemError::Pack(PackError::SizeChanged {
                 path,
                 expected: size,
@@ -513,7 +705,7 @@ mod tests {
         match worker.copy_file(b"f", size, &mut Vec::new()) {
             Err(ItemError::Pack(err)) => err,
             Err(ItemError::Write(err)) => panic!("unexpected write error {err}"),
-            Ok(()) => panic!("a size change must be an error"),
+            Ok(_) => panic!("a size change must be an error"),
         }
     }
 
@@ -535,8 +727,9 @@ mod tests {
         assert!(grown.contains("grown"), "{grown}");
 
         let mut out = Vec::new();
-        assert!(worker.copy_file(b"f", 10, &mut out).is_ok());
+        let digest = worker.copy_file(b"f", 10, &mut out).ok();
         assert_eq!(out, [7u8; 10]);
+        assert_eq!(digest, Some(Digest::of(&[7u8; 10])));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Walks a directory tree in tar order and cuts it into parts.
 //!
 //! Order: the names of each directory sorted by their bytes, depth first,
-//! a directory before its children. Parts are cut when the tar bytes they
-//! will produce reach the part size, so where a part ends depends on the
-//! tree alone. Only the current path's directory listings and one part's
-//! metadata are held: memory stays flat however large the tree.
+//! a directory before its children. Parts end at content-defined
+//! boundaries (see [`Cutter`]): where a part ends depends on the paths near
+//! it, not on everything before it, so a change to one file moves no
+//! boundary but its own part's and the next save reuses every other part.
+//! Only the current path's directory listings and one part's metadata are
+//! held: memory stays flat however large the tree.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -33,6 +35,9 @@ pub enum ItemKind {
     Hardlink {
         target: Vec<u8>,
     },
+    /// An OCI whiteout (an empty file named `.wh.NAME`) in a delta layer:
+    /// NAME is deleted from the layers below. Never produced by the walk.
+    Whiteout,
 }
 
 /// A directory's remaining entries, sorted by name.
@@ -59,7 +64,7 @@ pub struct Part {
 
 /// What one item adds to a tar: PAX header and data, ustar header, content.
 /// Long names make the PAX data a little longer; a block of slack covers it.
-fn tar_cost(item: &Item) -> u64 {
+pub(crate) fn tar_cost(item: &Item) -> u64 {
     let names = (item.path.len() as u64).div_ceil(BLOCK as u64) * BLOCK as u64;
     let content = match item.kind {
         ItemKind::File { size } => size.div_ceil(BLOCK as u64) * BLOCK as u64,
@@ -77,7 +82,7 @@ pub fn walk(
 ) -> Result<EntryStats, PackError> {
     let mut walker = Walker {
         root,
-        part_size: part_size.max(1),
+        cutter: Cutter::new(part_size),
         stats: EntryStats::default(),
         seen_inodes: HashMap::new(),
         items: Vec::new(),
@@ -97,10 +102,17 @@ pub fn walk(
             rel.push(b'/');
         }
         rel.extend_from_slice(name.as_bytes());
+        let before = walker.items.len();
         if let Some(children) = walker.visit(rel.clone(), &entry)? {
             stack.push((rel, children));
         }
-        if walker.part_bytes >= walker.part_size {
+        let cut = walker.items.len() > before
+            && walker.items.last().is_some_and(|item| {
+                walker
+                    .cutter
+                    .cut_after(&item.path, walker.part_bytes, tar_cost(item))
+            });
+        if cut {
             let part = walker.take_part(false);
             if !emit(part) {
                 return Ok(walker.stats);
@@ -117,9 +129,64 @@ pub fn walk(
     Ok(walker.stats)
 }
 
+/// Content-defined part boundaries. A part may end after an item once it
+/// holds `min` bytes (half the target), and does when a hash of the item's
+/// path falls under a threshold proportional to the item's tar bytes, so
+/// every byte past `min` has the same chance (1 in `target - min`) of
+/// ending the part whatever the file sizes: parts average about `target`.
+/// A part always ends at `max` (twice the target), which bounds a layer.
+/// The decision looks only at the item's path and the part's size so far,
+/// so after a change the boundaries fall back into step at the first
+/// boundary path past it.
+#[derive(Debug, Clone, Copy)]
+pub struct Cutter {
+    min: u64,
+    max: u64,
+}
+
+impl Cutter {
+    pub fn new(target: u64) -> Cutter {
+        let target = target.max(2);
+        Cutter {
+            min: target / 2,
+            max: target.saturating_mul(2),
+        }
+    }
+
+    /// Whether the part ends after the item `path` that brought it to
+    /// `part_bytes`, `cost` of them its own.
+    pub fn cut_after(&self, path: &[u8], part_bytes: u64, cost: u64) -> bool {
+        if part_bytes >= self.max {
+            return true;
+        }
+        if part_bytes < self.min {
+            return false;
+        }
+        // hash / 2^64 < cost / (target - min), in integers.
+        let span = u128::from(self.min.max(1));
+        u128::from(path_hash(path)) * span < u128::from(cost) << 64
+    }
+}
+
+/// FNV-1a with a splitmix64 finish: fast, stable across versions and
+/// machines (a boundary must not move when regcache is rebuilt), and well
+/// spread in the high bits the threshold compares.
+fn path_hash(path: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in path {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
 struct Walker<'a> {
     root: &'a Path,
-    part_size: u64,
+    cutter: Cutter,
     stats: EntryStats,
     /// First name of each multiply-linked file: (device, inode) -> path.
     seen_inodes: HashMap<(u64, u64), Vec<u8>>,
@@ -335,27 +402,57 @@ mod tests {
     }
 
     #[test]
-    fn parts_are_cut_by_size_and_an_empty_tree_is_one_part() {
+    fn parts_are_cut_between_half_and_twice_the_target() {
         let dir = tempfile::tempdir().unwrap();
-        for i in 0..10 {
-            fs::write(dir.path().join(format!("f{i}")), vec![0u8; 4096]).unwrap();
+        for i in 0..200 {
+            fs::write(dir.path().join(format!("f{i:03}")), vec![0u8; 1024]).unwrap();
         }
-        // Each file costs 2 KiB of headers (estimated) + 4 KiB of content.
-        let (parts, _) = collect(dir.path(), 11 * 1024);
-        assert_eq!(
-            parts.iter().map(|p| p.items.len()).collect::<Vec<_>>(),
-            [2, 2, 2, 2, 2]
-        );
+        // Each file costs 2 KiB of headers (estimated) + 1 KiB of content.
+        let target = 24 * 1024;
+        let (parts, _) = collect(dir.path(), target);
+        assert!(parts.len() > 10, "{}", parts.len());
+        for part in &parts[..parts.len() - 1] {
+            let bytes = part.items.len() as u64 * 3 * 1024;
+            assert!((target / 2..=target * 2).contains(&bytes), "{bytes}");
+        }
         assert_eq!(
             parts.iter().map(|p| p.index).collect::<Vec<_>>(),
-            [0, 1, 2, 3, 4]
+            (0..parts.len()).collect::<Vec<_>>()
         );
         assert!(!parts[0].last);
+        assert!(parts[parts.len() - 1].last);
 
         let empty = tempfile::tempdir().unwrap();
         let (parts, _) = collect(empty.path(), 1024);
         assert_eq!(parts.len(), 1);
         assert!(parts[0].items.is_empty());
+    }
+
+    /// The point of content-defined boundaries: a file added in the middle
+    /// changes its own part, and every part after it is cut as before.
+    #[test]
+    fn a_change_moves_no_boundary_but_its_own_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..400 {
+            fs::write(dir.path().join(format!("f{i:03}")), vec![0u8; 1024]).unwrap();
+        }
+        let firsts = |parts: &[Part]| -> Vec<Vec<u8>> {
+            parts.iter().map(|p| p.items[0].path.clone()).collect()
+        };
+        let (before, _) = collect(dir.path(), 16 * 1024);
+        fs::write(dir.path().join("f100x"), vec![0u8; 5000]).unwrap();
+        let (after, _) = collect(dir.path(), 16 * 1024);
+        let (old, new) = (firsts(&before), firsts(&after));
+        let changed: Vec<_> = new.iter().filter(|p| !old.contains(p)).collect();
+        assert!(changed.len() <= 2, "{} boundaries moved", changed.len());
+        let tail = |v: &[Vec<u8>]| {
+            v.iter()
+                .filter(|p| p.as_slice() > b"f150".as_slice())
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(tail(&old), tail(&new));
+        assert!(tail(&old).len() > 5);
     }
 
     #[test]

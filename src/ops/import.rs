@@ -41,6 +41,12 @@ pub async fn load_tolerantly(spec: &CacheFrom, options: &StoreOptions) -> Import
 /// Loads one cache, with the reason as text when it cannot be used.
 pub async fn load(spec: &CacheFrom, options: &StoreOptions) -> Result<LoadedCache, String> {
     let store = store::open_import(spec, options).map_err(|e| e.to_string())?;
+    load_from(store).await
+}
+
+/// Loads the cache an opened store holds (an export target's, to save on
+/// top of it).
+pub async fn load_from(store: Box<dyn CacheStore>) -> Result<LoadedCache, String> {
     let label = store.describe();
     let raw = match store.fetch_manifest().await {
         Ok(Some(raw)) => raw,

@@ -12,6 +12,7 @@ pub mod report;
 pub mod restore;
 pub mod run;
 pub mod save;
+mod save_base;
 pub mod spool;
 pub mod transfer;
 

@@ -366,6 +366,8 @@ impl<'a> Outcome<'a> {
                 Some(entry) => {
                     let mut v = stats_json(&entry.stats);
                     v["layers"] = json!(entry.layers);
+                    v["reused_layers"] = json!(entry.reused_layers);
+                    v["delta_layers"] = json!(entry.delta_layers);
                     v
                 }
                 None => Value::Null,

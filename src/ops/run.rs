@@ -169,6 +169,9 @@ pub async fn run(options: RunOptions, cwd: &Path) -> Result<RunReport, OpsError>
         let saved = save(
             SaveOptions {
                 cache_to: options.cache_to,
+                // The caches the paths were restored from are the bases:
+                // what the command left unchanged is reused, not re-read.
+                cache_from: options.cache_from.clone(),
                 paths: options.paths,
                 jobs: options.jobs,
                 part_size: options.part_size,

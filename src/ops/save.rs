@@ -8,20 +8,30 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
+use super::import::LoadedCache;
+use super::save_base::{find_base, load_bases};
 use super::spool::{self, SpoolDir};
 pub use super::transfer::MountSource;
-use super::transfer::{Content, Upload, place_all};
+use super::transfer::{Content, Spool, Upload, place_all};
 use super::{OpsError, blocking, entry_path};
 use crate::digest::Digest;
-use crate::image::build::{BuildEntry, BuildParams, BuiltImage, BuiltLayer, build_cache_image};
+use crate::image::build::{
+    BuildEntry, BuildParams, BuiltFileList, BuiltImage, BuiltLayer, build_cache_image,
+};
+use crate::image::media_types::REGCACHE_FILELIST;
 use crate::image::{Descriptor, Form};
-use crate::layer::{EntryStats, PackOptions, PackedEntry, pack_dir};
+use crate::layer::delta::pack_delta;
+use crate::layer::{EntryStats, PackOptions, PackedEntry, pack_dir_with_base};
 use crate::progress::{Progress, human_bytes};
-use crate::spec::CacheTo;
+use crate::spec::{CacheFrom, CacheTo, Mode};
 use crate::store::{self, CacheStore, StoreOptions};
 
 pub struct SaveOptions {
     pub cache_to: Vec<CacheTo>,
+    /// Bases to compare with before the first `--cache-to` of each
+    /// compression (`save --cache-from`, or the caches `run` restored from):
+    /// parts they hold unchanged are reused, not read again.
+    pub cache_from: Vec<CacheFrom>,
     pub paths: Vec<String>,
     pub jobs: usize,
     pub part_size: u64,
@@ -51,6 +61,11 @@ pub struct SaveReport {
 pub struct SavedEntry {
     pub path: String,
     pub layers: usize,
+    /// Layers taken unchanged from the base cache: not read, not packed.
+    pub reused_layers: usize,
+    /// `mode=max`: how many of the top layers are deltas (0 after a full
+    /// save or a squash).
+    pub delta_layers: usize,
     #[serde(flatten)]
     pub stats: EntryStats,
 }
@@ -107,6 +122,9 @@ impl SaveReport {
 /// The layers of every entry packed with one (compression, level).
 struct PackedSet {
     entries: Vec<(String, PackedEntry)>,
+    /// The caches reused layers come from, and for each entry which one.
+    bases: Vec<LoadedCache>,
+    entry_base: Vec<Option<usize>>,
     /// Keeps the spooled blobs alive until every target has them.
     _spool: SpoolDir,
 }
@@ -143,14 +161,16 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
 
     // Each layer is compressed once per distinct (compression, level) and
     // written to every target that asks for it.
-    let mut groups: BTreeMap<(String, Option<u32>), Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, Option<u32>, &str), Vec<usize>> = BTreeMap::new();
     for (i, spec) in options.cache_to.iter().enumerate() {
         if stores[i].is_none() {
             continue;
         }
+        // The mode too: mode=max keeps a chain of deltas, mode=min does not.
         let key = (
             spec.params.compression.name().to_string(),
             spec.params.compression_level,
+            spec.params.mode.name(),
         );
         groups.entry(key).or_default().push(i);
     }
@@ -176,7 +196,8 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
     for members in groups.values() {
         let first = &options.cache_to[members[0]];
         let spool_parent = stores[members[0]].as_ref().and_then(|s| s.spool_dir());
-        let packed = pack_all(&sources, first, spool_parent, &options).await?;
+        let bases = load_bases(&options.cache_from, first, &options.store).await;
+        let packed = pack_all(&sources, first, spool_parent, bases, &options).await?;
         if report.entries.is_empty() {
             report.entries = packed
                 .entries
@@ -184,6 +205,8 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
                 .map(|(path, entry)| SavedEntry {
                     path: path.clone(),
                     layers: entry.layers.len(),
+                    reused_layers: entry.reused_layers(),
+                    delta_layers: entry.deltas,
                     stats: entry.stats.clone(),
                 })
                 .collect();
@@ -298,6 +321,7 @@ async fn pack_all(
     sources: &[(String, PathBuf)],
     spec: &CacheTo,
     spool_parent: Option<PathBuf>,
+    bases: Vec<LoadedCache>,
     options: &SaveOptions,
 ) -> Result<PackedSet, OpsError> {
     // Spooling beside the store makes storing a layer a rename; when that
@@ -324,16 +348,34 @@ async fn pack_all(
         jobs: options.jobs,
     });
     let mut entries = Vec::new();
+    let mut entry_base = Vec::new();
     for (name, root) in sources {
         let root = root.clone();
         let spool_dir = spool.path().to_path_buf();
         let opts = Arc::clone(&pack_options);
+        let base = find_base(&bases, name, spec.params.compression, &spool_dir).await;
+        entry_base.push(base.as_ref().map(|b| b.base));
         let started = Instant::now();
         let progress = options.progress.blob(
             &format!("{name}: pack ({})", spec.params.compression.name()),
             0,
         );
-        let packed = match blocking(move || pack_dir(&root, &spool_dir, &opts)).await? {
+        // mode=max keeps the chain and adds what changed as one delta
+        // layer, unless the chain is due for squashing: then, as in
+        // mode=min, fresh full layers (unchanged parts still reused).
+        let keep_chain = spec.params.mode == Mode::Max;
+        let packed = match blocking(move || {
+            let base = base.as_ref().map(|b| &b.entry);
+            if keep_chain
+                && let Some(base) = base
+                && let Some(packed) = pack_delta(&root, &spool_dir, &opts, base)?
+            {
+                return Ok(packed);
+            }
+            pack_dir_with_base(&root, &spool_dir, &opts, base)
+        })
+        .await?
+        {
             Ok(packed) => packed,
             Err(source) => {
                 progress.finish("failed");
@@ -344,15 +386,16 @@ async fn pack_all(
             }
         };
         let compressed: u64 = packed.layers.iter().map(|l| l.size).sum();
+        let reused = packed.reused_layers();
         progress.finish(&format!(
-            "{} files, {} -> {} in {} layer(s)",
+            "{} files, {} -> {} in {} layer(s), {reused} unchanged",
             packed.stats.files,
             human_bytes(packed.stats.bytes),
             human_bytes(compressed),
             packed.layers.len()
         ));
         tracing::info!(
-            "packed {name}: {} files, {} bytes in {} layer(s), {:.2}s",
+            "packed {name}: {} files, {} bytes in {} layer(s) ({reused} reused from the base), {:.2}s",
             packed.stats.files,
             packed.stats.bytes,
             packed.layers.len(),
@@ -362,6 +405,8 @@ async fn pack_all(
     }
     Ok(PackedSet {
         entries,
+        bases,
+        entry_base,
         _spool: spool,
     })
 }
@@ -401,6 +446,11 @@ async fn export(
             symlinks: entry.stats.symlinks,
             hardlinks: entry.stats.hardlinks,
             bytes: entry.stats.bytes,
+            filelist: Some(BuiltFileList {
+                digest: entry.filelist.digest.clone(),
+                size: entry.filelist.size,
+                deltas: u32::try_from(entry.deltas).unwrap_or(u32::MAX),
+            }),
         })
         .collect();
     let built: BuiltImage = build_cache_image(
@@ -424,18 +474,58 @@ async fn export(
         error: None,
         error_ignored: false,
     };
+    // Layers reused from a base that this target does not hold yet are
+    // copied from the base (verified on the way), unless mounted.
+    let remote = if packed.entries.iter().any(|(_, e)| e.reused_layers() > 0) {
+        Some(Spool::new()?)
+    } else {
+        None
+    };
     // Two entries with identical content share a layer: send it once.
     let mut seen: HashSet<&Digest> = HashSet::new();
     let mut uploads = Vec::new();
-    for (name, entry) in &packed.entries {
+    for (i, (name, entry)) in packed.entries.iter().enumerate() {
+        let base = packed
+            .entry_base
+            .get(i)
+            .copied()
+            .flatten()
+            .and_then(|b| packed.bases.get(b));
         for layer in &entry.layers {
             if !seen.insert(&layer.digest) {
                 continue;
             }
+            let content = match (layer.reused, base, &remote) {
+                (false, _, _) => Content::File(&layer.blob),
+                (true, Some(base), Some(spool)) => Content::Remote {
+                    from: base.store.as_ref(),
+                    spool,
+                },
+                _ => {
+                    return Err(OpsError::Failed(format!(
+                        "{name}: layer {} was reused from a base that is gone",
+                        layer.digest
+                    )));
+                }
+            };
             uploads.push(Upload {
                 label: format!("{name}: layer {} -> {target}", layer.digest.short()),
                 desc: Descriptor::new(String::new(), layer.digest.clone(), layer.size),
-                content: Content::File(&layer.blob),
+                content,
+            });
+        }
+        if seen.insert(&entry.filelist.digest) {
+            uploads.push(Upload {
+                label: format!(
+                    "{name}: state list {} -> {target}",
+                    entry.filelist.digest.short()
+                ),
+                desc: Descriptor::new(
+                    REGCACHE_FILELIST,
+                    entry.filelist.digest.clone(),
+                    entry.filelist.size,
+                ),
+                content: Content::File(&entry.filelist.blob),
             });
         }
     }
@@ -548,6 +638,7 @@ mod tests {
             .remove(0);
         let options = SaveOptions {
             cache_to: vec![spec.clone()],
+            cache_from: Vec::new(),
             paths: vec!["tree".into()],
             jobs: 3,
             part_size: 4096,
@@ -556,7 +647,9 @@ mod tests {
             mount_sources: Vec::new(),
         };
         let sources = vec![("tree".to_string(), tree)];
-        let set = pack_all(&sources, &spec, None, &options).await.unwrap();
+        let set = pack_all(&sources, &spec, None, Vec::new(), &options)
+            .await
+            .unwrap();
         assert!(set.entries[0].1.layers.len() >= 4, "too few layers to test");
         (set, spec, options)
     }
@@ -569,7 +662,8 @@ mod tests {
         let report = export(&set, &spec, &store, "t", &NoProgress, options.jobs, &[])
             .await
             .unwrap();
-        let blobs = set.entries[0].1.layers.len() + 2;
+        // The layers, the state list, the config and the entries list.
+        let blobs = set.entries[0].1.layers.len() + 3;
         assert_eq!(report.uploaded_blobs, blobs);
         assert_eq!(store.max_in_flight.load(Ordering::SeqCst), options.jobs);
         assert_eq!(*store.manifest_after.lock().unwrap(), Some(blobs));

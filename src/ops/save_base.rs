@@ -1,0 +1,168 @@
+//! The base of an incremental save: the cache a save compares its walk
+//! with, so that unchanged parts are reused instead of read and packed.
+//!
+//! Candidates, first match per entry wins: `save --cache-from` (or, in
+//! `run`, the caches it restored from), then what the group's first
+//! `--cache-to` holds now. A candidate serves an entry when it is a regcache
+//! cache holding the entry with a state list, and layers of the compression
+//! being written. Anything else about a base (missing, unreadable, corrupt)
+//! only means a full save, with a debug or warning line.
+
+use std::path::Path;
+
+use super::import::{self, LoadedCache};
+use super::transfer::fetch_verified;
+use crate::compression::Compression;
+use crate::digest::Digest;
+use crate::image::Descriptor;
+use crate::image::entry_chain;
+use crate::image::media_types::{
+    ANNOTATION_STARGZ_TOC, ANNOTATION_UNCOMPRESSED, ANNOTATION_UNCOMPRESSED_SIZE,
+    REGCACHE_FILELIST, layer_compression,
+};
+use crate::layer::{BaseEntry, PackedLayer};
+use crate::spec::{CacheFrom, CacheTo};
+use crate::store::{self, StoreOptions};
+
+/// The caches that may serve as a base, in order of preference.
+pub(crate) async fn load_bases(
+    cache_from: &[CacheFrom],
+    first_target: &CacheTo,
+    options: &StoreOptions,
+) -> Vec<LoadedCache> {
+    let mut bases = Vec::new();
+    for spec in cache_from {
+        match import::load(spec, options).await {
+            Ok(loaded) => bases.push(loaded),
+            Err(reason) => tracing::debug!("base {}: {reason}", spec.location()),
+        }
+    }
+    match store::open_export(first_target, options) {
+        Ok(store) => match import::load_from(store).await {
+            Ok(loaded) => bases.push(loaded),
+            Err(reason) => tracing::debug!(
+                "base {}: {reason}; a full save",
+                first_target.target.location()
+            ),
+        },
+        Err(err) => tracing::debug!("base {}: {err}", first_target.target.location()),
+    }
+    bases
+}
+
+/// A base entry, with its state list fetched into `spool` (the file is
+/// removed when the handle drops).
+pub(crate) struct FetchedBase {
+    /// Index into the bases given to [`find_base`].
+    pub base: usize,
+    pub entry: BaseEntry,
+    _list: tempfile::NamedTempFile,
+}
+
+/// The first base that can serve the entry `path` for layers of
+/// `compression`.
+pub(crate) async fn find_base(
+    bases: &[LoadedCache],
+    path: &str,
+    compression: Compression,
+    spool: &Path,
+) -> Option<FetchedBase> {
+    for (index, base) in bases.iter().enumerate() {
+        let (list, layers, deltas) = match usable(base, path, compression) {
+            Ok(found) => found,
+            Err(why) => {
+                tracing::debug!("{path}: base {} not used: {why}", base.label);
+                continue;
+            }
+        };
+        let file = match fetch_verified(base.store.as_ref(), &list, spool).await {
+            Ok(file) => file,
+            Err(err) => {
+                tracing::warn!("{path}: base state list: {err}; not used");
+                continue;
+            }
+        };
+        tracing::info!("{path}: comparing with the cache in {}", base.label);
+        return Some(FetchedBase {
+            base: index,
+            entry: BaseEntry {
+                filelist: file.path().to_path_buf(),
+                layers,
+                deltas,
+            },
+            _list: file,
+        });
+    }
+    None
+}
+
+/// The entry's state list descriptor and its chain as reusable layers.
+fn usable(
+    base: &LoadedCache,
+    path: &str,
+    compression: Compression,
+) -> Result<(Descriptor, Vec<PackedLayer>, usize), String> {
+    let entries = base.entries.as_ref().ok_or("not a regcache cache")?;
+    let meta = entries.find(path).ok_or("does not hold this path")?;
+    let list_digest = meta.filelist.as_ref().ok_or("no state list")?;
+    let list = base
+        .image
+        .find_blob(list_digest)
+        .filter(|d| d.media_type == REGCACHE_FILELIST)
+        .ok_or("its state list is not in the manifest")?
+        .clone();
+    // The chain restore would apply is the config's, not the entries
+    // blob's: both must agree for a reused layer to mean what the list says.
+    let chain = entry_chain(&base.image, &base.config, path).map_err(|e| e.to_string())?;
+    let digests: Vec<&Digest> = chain.iter().map(|d| &d.digest).collect();
+    if digests != meta.layers.iter().collect::<Vec<_>>() {
+        return Err("its entries list and config disagree on the chain".into());
+    }
+    let layers: Vec<PackedLayer> = chain
+        .into_iter()
+        .map(|desc| reusable_layer(desc, compression))
+        .collect::<Result<_, _>>()?;
+    let deltas = meta.deltas as usize;
+    if deltas >= layers.len() {
+        return Err(format!("{deltas} deltas in a chain of {}", layers.len()));
+    }
+    Ok((list, layers, deltas))
+}
+
+fn reusable_layer(desc: &Descriptor, compression: Compression) -> Result<PackedLayer, String> {
+    let toc_digest = desc
+        .annotation(ANNOTATION_STARGZ_TOC)
+        .map(|t| t.parse::<Digest>().map_err(|e| format!("toc digest: {e}")))
+        .transpose()?;
+    let stored = match (layer_compression(&desc.media_type), &toc_digest) {
+        (Some(Compression::Gzip), Some(_)) => Compression::Estargz,
+        (Some(c), _) => c,
+        (None, _) => return Err(format!("{} is not a layer", desc.digest)),
+    };
+    if stored != compression {
+        return Err(format!(
+            "its layers are {}, this save writes {}",
+            stored.name(),
+            compression.name()
+        ));
+    }
+    let diff_id = desc
+        .annotation(ANNOTATION_UNCOMPRESSED)
+        .ok_or("a layer has no diffID")?
+        .parse::<Digest>()
+        .map_err(|e| format!("diffID: {e}"))?;
+    let uncompressed_size = desc
+        .annotation(ANNOTATION_UNCOMPRESSED_SIZE)
+        .ok_or("a layer has no uncompressed size")?
+        .parse::<u64>()
+        .map_err(|e| format!("uncompressed size: {e}"))?;
+    Ok(PackedLayer {
+        blob: Default::default(),
+        digest: desc.digest.clone(),
+        size: desc.size,
+        diff_id,
+        uncompressed_size,
+        toc_digest,
+        reused: true,
+    })
+}
