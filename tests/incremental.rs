@@ -236,7 +236,8 @@ fn a_base_of_another_compression_means_a_full_save() {
     let (work, cache) = (tmp.path().join("work"), tmp.path().join("cache"));
     let tree = work.join("tree");
     build_tree(&tree);
-    save(&work, &[], &["--cache-to", &local("dest", &cache), "tree"]);
+    let gzip = format!("{},compression=gzip", local("dest", &cache));
+    save(&work, &[], &["--cache-to", &gzip, "tree"]);
     let zstd = format!("{},compression=zstd", local("dest", &cache));
     let second = save(&work, &[], &["--cache-to", &zstd, "tree"]);
     assert_eq!(saved(&second).1, 0);
