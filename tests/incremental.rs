@@ -400,3 +400,43 @@ fn a_copy_keeps_the_state_lists() {
     assert!(sent(&second).0 <= 2, "{:?}", sent(&second));
     restore_equals(&local("src", &b), &tree);
 }
+
+/// Restoring a chain writes each path once: a layer's copy of a path that
+/// a later layer replaces or deletes is skipped, so the restore writes as
+/// many files as the tree has, however many deltas changed them.
+#[test]
+fn a_chain_restore_writes_each_file_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (work, cache) = (tmp.path().join("work"), tmp.path().join("cache"));
+    let tree = work.join("tree");
+    build_tree(&tree);
+    let to = format!("{},mode=max", local("dest", &cache));
+    let from = local("src", &cache);
+    save(&work, &[], &["--cache-to", &to, "tree"]);
+    for round in 0..3 {
+        for f in ["pkg0/file00.o", "pkg2/file03.o", "src/main.rs"] {
+            fs::write(tree.join(f), format!("round {round}")).unwrap();
+        }
+    }
+    fs::remove_file(tree.join("pkg1/file04.o")).unwrap();
+    fs::remove_dir_all(tree.join("src/deep")).unwrap();
+    let last = save(&work, &[], &["--cache-to", &to, "tree"]);
+    assert_eq!(deltas(&last), 1);
+    fs::write(tree.join("pkg3/file01.o"), "again").unwrap();
+    let last = save(&work, &[], &["--cache-to", &to, "tree"]);
+    assert_eq!(deltas(&last), 2);
+
+    let out = tempfile::tempdir().unwrap();
+    let meta = out.path().join("meta.json");
+    regcache(out.path())
+        .args(["--metadata-file", meta.to_str().unwrap()])
+        .args(["restore", "--cache-from", &from, "tree"])
+        .assert()
+        .success();
+    let meta: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let restored = &meta["paths"][0]["restored"];
+    let saved = &last["paths"][0]["saved"];
+    assert_eq!(restored["files"], saved["files"], "{restored}");
+    assert_eq!(restored["bytes"], saved["bytes"], "{restored}");
+    assert_eq!(snapshot(&out.path().join("tree")), snapshot(&tree));
+}

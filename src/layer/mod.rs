@@ -22,6 +22,7 @@ pub mod root;
 mod safe_path;
 mod stage;
 mod stats;
+pub mod superseded;
 #[cfg(test)]
 mod tar_fuzz;
 mod tar_read;
