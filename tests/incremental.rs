@@ -148,6 +148,11 @@ fn an_unchanged_save_reads_no_file_and_sends_only_the_config() {
     let second = save(&work, &strace, &["--cache-to", &to, "tree"]);
     assert_eq!(opened(&trace, &files), Vec::<PathBuf>::new());
     assert_eq!(saved(&second), (layers, layers));
+    let entry = &second["paths"][0]["saved"];
+    assert_eq!(entry["plan"], "unchanged");
+    assert_eq!(entry["read_files"], 0);
+    assert_eq!(entry["reused_files"], entry["files"]);
+    assert_eq!(first["paths"][0]["saved"]["plan"], "full");
     // Only the config (its createdAt) is new; the layers, the state list
     // and the entries list are the target's already.
     assert_eq!(sent(&second), (1, layers + 2));
@@ -172,6 +177,15 @@ fn one_changed_file_repacks_one_layer() {
     set_mtime(&changed, 1_700_000_000, 1);
     let second = save(&work, &[], &["--cache-to", &to, "tree"]);
     assert_eq!(saved(&second), (layers, layers - 1));
+    let entry = &second["paths"][0]["saved"];
+    assert_eq!(entry["plan"], "parts");
+    // Only the files of the changed file's part were read.
+    let read = entry["read_files"].as_u64().unwrap();
+    assert!((1..20).contains(&read), "{entry}");
+    assert_eq!(
+        read + entry["reused_files"].as_u64().unwrap(),
+        entry["files"].as_u64().unwrap()
+    );
     // The new layer, the new state list, the entries list and the config.
     assert_eq!(sent(&second), (4, layers - 1));
     restore_equals(&local("src", &cache), &tree);
@@ -312,6 +326,7 @@ fn mode_max_keeps_a_chain_of_deltas_that_restores_every_change() {
         change(&tree);
         let meta = save(&work, &[], &["--cache-to", &to, "tree"]);
         assert_eq!(saved(&meta), (layers + 1, layers), "{what}");
+        assert_eq!(meta["paths"][0]["saved"]["plan"], "delta", "{what}");
         assert_eq!(deltas(&meta), i as u64 + 1, "{what}");
         layers += 1;
         restore_equals(&from, &tree);
@@ -327,6 +342,7 @@ fn mode_max_keeps_a_chain_of_deltas_that_restores_every_change() {
     set_mtime(&tree.join("pkg2/file07.o"), 1_800_000_000, 0);
     let squashed = save(&work, &[], &["--cache-to", &to, "tree"]);
     assert_eq!(deltas(&squashed), 0);
+    assert_eq!(squashed["paths"][0]["saved"]["plan"], "squash");
     assert_eq!(
         saved(&squashed).1,
         0,
@@ -425,6 +441,9 @@ fn a_chain_restore_writes_each_file_once() {
     fs::write(tree.join("pkg3/file01.o"), "again").unwrap();
     let last = save(&work, &[], &["--cache-to", &to, "tree"]);
     assert_eq!(deltas(&last), 2);
+    // One file changed: the delta read it alone.
+    assert_eq!(last["paths"][0]["saved"]["read_files"], 1);
+    assert_eq!(last["paths"][0]["saved"]["read_bytes"], 5);
 
     let out = tempfile::tempdir().unwrap();
     let meta = out.path().join("meta.json");

@@ -24,18 +24,14 @@ use std::sync::atomic::AtomicBool;
 use super::codec::IO_BUFFER;
 use super::filelist::{FileListReader, FileListWriter, FileRecord, same_metadata, tar_order};
 use super::pack::{
-    FileListBlob, PackError, PackOptions, PackedEntry, PackedLayer, Worker, spool_file,
+    FileListBlob, PackError, PackOptions, PackedEntry, PackedLayer, SaveCounts, Worker, spool_file,
 };
+use super::plan::{ChainShape, EntryPlan, plan_delta};
 use super::reuse::BaseEntry;
 use super::walk::{Item, ItemKind, Part, tar_cost, walk};
 use crate::digest::HashingWriter;
 
-/// Deltas a chain may hold on top of its full layers.
-pub const MAX_DELTAS: usize = 8;
-
-/// The chain is squashed when its deltas exceed this share of its full
-/// layers' bytes (as a fraction: numerator, denominator).
-pub const MAX_DELTA_SHARE: (u64, u64) = (1, 2);
+pub use super::plan::{MAX_DELTA_SHARE, MAX_DELTAS};
 
 /// Packs what changed since `base` as one delta layer on top of its chain.
 /// `None`: squash (or the base cannot serve): make a full save instead.
@@ -74,6 +70,7 @@ pub fn pack_delta(
         delta: Vec::new(),
         delta_index,
         error: None,
+        counts: SaveCounts::default(),
     };
     join.advance();
     let stats = walk(root, 1, |part| {
@@ -86,6 +83,7 @@ pub fn pack_delta(
         draft,
         delta,
         error,
+        counts,
         ..
     } = join;
     if let Some(err) = error {
@@ -96,22 +94,27 @@ pub fn pack_delta(
     draft.finish().map_err(draft_err)?;
 
     let bytes = |layers: &[PackedLayer]| layers.iter().map(|l| l.uncompressed_size).sum::<u64>();
-    let full_bytes = bytes(&base.layers[..full]);
-    let delta_bytes = bytes(&base.layers[full..]) + delta.iter().map(tar_cost).sum::<u64>();
-    if !delta.is_empty() && base.deltas >= MAX_DELTAS {
-        // An unchanged tree keeps even a full chain: nothing to add.
+    let chain = ChainShape {
+        deltas: base.deltas,
+        full_bytes: bytes(&base.layers[..full]),
+        delta_bytes: bytes(&base.layers[full..]),
+    };
+    let delta_bytes = delta.iter().map(tar_cost).sum::<u64>();
+    let plan = plan_delta(&chain, delta.len(), delta_bytes);
+    tracing::debug!(
+        ?chain,
+        paths = delta.len(),
+        delta_bytes,
+        plan = plan.name(),
+        "delta decision"
+    );
+    if plan == EntryPlan::Squash {
         tracing::info!(
-            "{}: the chain holds {} deltas already: squashing it",
+            "{}: a delta of {delta_bytes} bytes on a chain of {} deltas ({} of {} bytes): squashing it",
             root.display(),
-            base.deltas
-        );
-        return Ok(None);
-    }
-    let (num, den) = MAX_DELTA_SHARE;
-    if !delta.is_empty() && delta_bytes.saturating_mul(den) > full_bytes.saturating_mul(num) {
-        tracing::info!(
-            "{}: deltas of {delta_bytes} bytes outweigh the chain's {full_bytes}: squashing it",
-            root.display()
+            chain.deltas,
+            chain.delta_bytes,
+            chain.full_bytes
         );
         return Ok(None);
     }
@@ -168,6 +171,8 @@ pub fn pack_delta(
         stats,
         filelist,
         deltas,
+        plan,
+        counts,
     }))
 }
 
@@ -237,6 +242,7 @@ struct Join {
     delta: Vec<Item>,
     delta_index: u32,
     error: Option<String>,
+    counts: SaveCounts,
 }
 
 impl Join {
@@ -273,6 +279,7 @@ impl Join {
                     };
                     self.advance();
                     if same_metadata(&old.item, &item) {
+                        self.counts.add(&old.item, true);
                         return match self.draft.write(&old) {
                             Ok(()) => true,
                             Err(err) => self.fail(err),
@@ -320,6 +327,7 @@ impl Join {
                 }
             }
         }
+        self.counts.add(&item, false);
         let record = FileRecord {
             item: item.clone(),
             digest: None,

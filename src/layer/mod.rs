@@ -17,6 +17,7 @@ pub mod filelist;
 pub mod leftovers;
 pub mod pack;
 mod pax;
+pub mod plan;
 pub mod reuse;
 pub mod root;
 mod safe_path;
