@@ -14,7 +14,9 @@
 //! returns `None`) when it would hold more than [`MAX_DELTAS`] deltas, or
 //! when its deltas would outweigh half of its full layers: a restore then
 //! applies at most 8 extra layers and never writes more than 1.5 times the
-//! tree's bytes.
+//! tree's bytes (the rules are in `plan`). The comparison stops as soon as
+//! the delta outgrows that budget, so only the metadata of a delta that
+//! will be written is ever held in memory; the lists are streamed.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
@@ -26,7 +28,7 @@ use super::filelist::{FileListReader, FileListWriter, FileRecord, same_metadata,
 use super::pack::{
     FileListBlob, PackError, PackOptions, PackedEntry, PackedLayer, SaveCounts, Worker, spool_file,
 };
-use super::plan::{ChainShape, EntryPlan, plan_delta};
+use super::plan::{ChainShape, EntryPlan, delta_budget, plan_delta};
 use super::reuse::BaseEntry;
 use super::walk::{Item, ItemKind, Part, tar_cost, walk};
 use crate::digest::HashingWriter;
@@ -53,6 +55,12 @@ pub fn pack_delta(
                 return Ok(None);
             }
         };
+    let bytes = |layers: &[PackedLayer]| layers.iter().map(|l| l.uncompressed_size).sum::<u64>();
+    let chain = ChainShape {
+        deltas: base.deltas,
+        full_bytes: bytes(&base.layers[..full]),
+        delta_bytes: bytes(&base.layers[full..]),
+    };
     let delta_index = base.layers.len() as u32;
     // The merged list, with changed paths still lacking their digest.
     let (draft_file, draft_path) = spool_file(spool)?.into_parts();
@@ -71,13 +79,26 @@ pub fn pack_delta(
         delta_index,
         error: None,
         counts: SaveCounts::default(),
+        delta_bytes: 0,
+        budget: delta_budget(&chain),
     };
     join.advance();
     let stats = walk(root, 1, |part| {
         part.items.into_iter().all(|item| join.add(item))
     })?;
-    while join.next.is_some() && join.error.is_none() {
+    while join.next.is_some() && join.error.is_none() && !join.over_budget() {
         join.base_only();
+    }
+    if join.over_budget() {
+        tracing::info!(
+            "{}: more than {} bytes changed on a chain of {} deltas ({} of {} bytes): squashing it",
+            root.display(),
+            join.budget,
+            chain.deltas,
+            chain.delta_bytes,
+            chain.full_bytes
+        );
+        return Ok(None);
     }
     let Join {
         draft,
@@ -93,12 +114,6 @@ pub fn pack_delta(
     }
     draft.finish().map_err(draft_err)?;
 
-    let bytes = |layers: &[PackedLayer]| layers.iter().map(|l| l.uncompressed_size).sum::<u64>();
-    let chain = ChainShape {
-        deltas: base.deltas,
-        full_bytes: bytes(&base.layers[..full]),
-        delta_bytes: bytes(&base.layers[full..]),
-    };
     let delta_bytes = delta.iter().map(tar_cost).sum::<u64>();
     let plan = plan_delta(&chain, delta.len(), delta_bytes);
     tracing::debug!(
@@ -243,6 +258,9 @@ struct Join {
     delta_index: u32,
     error: Option<String>,
     counts: SaveCounts,
+    /// Tar bytes of `delta` so far, and the most it may reach.
+    delta_bytes: u64,
+    budget: u64,
 }
 
 impl Join {
@@ -256,6 +274,17 @@ impl Join {
         };
     }
 
+    fn over_budget(&self) -> bool {
+        self.delta_bytes > self.budget
+    }
+
+    /// Adds an item to the delta layer. Memory holds the delta's metadata
+    /// only, and only up to the squash budget.
+    fn push_delta(&mut self, item: Item) {
+        self.delta_bytes = self.delta_bytes.saturating_add(tar_cost(&item));
+        self.delta.push(item);
+    }
+
     fn fail(&mut self, err: io::Error) -> bool {
         self.error = Some(format!("writing the state list: {err}"));
         false
@@ -264,7 +293,7 @@ impl Join {
     /// Takes one walked item; false stops the walk (an error).
     fn add(&mut self, item: Item) -> bool {
         loop {
-            if self.error.is_some() {
+            if self.error.is_some() || self.over_budget() {
                 return false;
             }
             let Some(old) = &self.next else {
@@ -300,7 +329,7 @@ impl Join {
         if self.below_gone(&old.item.path) {
             return;
         }
-        self.delta.push(whiteout(&old.item.path));
+        self.push_delta(whiteout(&old.item.path));
         if old.item.kind == ItemKind::Dir {
             self.gone = Some(old.item.path);
         }
@@ -321,7 +350,7 @@ impl Join {
             if !same_type {
                 // Restore replaces a path of another type only when this
                 // layer also whites it out.
-                self.delta.push(whiteout(&item.path));
+                self.push_delta(whiteout(&item.path));
                 if old.item.kind == ItemKind::Dir {
                     self.gone = Some(old.item.path);
                 }
@@ -333,7 +362,7 @@ impl Join {
             digest: None,
             layer: self.delta_index,
         };
-        self.delta.push(item);
+        self.push_delta(item);
         match self.draft.write(&record) {
             Ok(()) => true,
             Err(err) => self.fail(err),

@@ -49,22 +49,28 @@ pub struct ChainShape {
     pub delta_bytes: u64,
 }
 
+/// The most tar bytes one more delta may hold before the chain is due for
+/// squashing: the comparison stops as soon as it finds more (no point
+/// collecting a delta that will not be written).
+pub fn delta_budget(chain: &ChainShape) -> u64 {
+    if chain.deltas >= MAX_DELTAS {
+        return 0;
+    }
+    let (num, den) = MAX_DELTA_SHARE;
+    (chain.full_bytes.saturating_mul(num) / den).saturating_sub(chain.delta_bytes)
+}
+
 /// `mode=max`, given the paths and tar bytes of the delta the comparison
 /// found: no new layer, one more delta, or a squash.
 pub fn plan_delta(chain: &ChainShape, paths: usize, bytes: u64) -> EntryPlan {
     if paths == 0 {
         // An unchanged tree keeps even a full chain: nothing to add.
-        return EntryPlan::Unchanged;
+        EntryPlan::Unchanged
+    } else if bytes > delta_budget(chain) {
+        EntryPlan::Squash
+    } else {
+        EntryPlan::Delta
     }
-    if chain.deltas >= MAX_DELTAS {
-        return EntryPlan::Squash;
-    }
-    let (num, den) = MAX_DELTA_SHARE;
-    let deltas = chain.delta_bytes.saturating_add(bytes);
-    if deltas.saturating_mul(den) > chain.full_bytes.saturating_mul(num) {
-        return EntryPlan::Squash;
-    }
-    EntryPlan::Delta
 }
 
 /// A save by parts, after the fact: how many of its parts were reused.
