@@ -459,3 +459,48 @@ fn a_chain_restore_writes_each_file_once() {
     assert_eq!(restored["bytes"], saved["bytes"], "{restored}");
     assert_eq!(snapshot(&out.path().join("tree")), snapshot(&tree));
 }
+
+/// Every compression reuses its own layers, eStargz (gzip's media type
+/// plus a TOC) included.
+#[test]
+fn unchanged_saves_reuse_every_layer_whatever_the_compression() {
+    for compression in ["zstd", "estargz", "uncompressed"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (work, cache) = (tmp.path().join("work"), tmp.path().join("cache"));
+        let tree = work.join("tree");
+        build_tree(&tree);
+        let to = format!("{},compression={compression}", local("dest", &cache));
+        let first = save(&work, &[], &["--cache-to", &to, "tree"]);
+        let (layers, _) = saved(&first);
+        let second = save(&work, &[], &["--cache-to", &to, "tree"]);
+        assert_eq!(saved(&second), (layers, layers), "{compression}");
+        assert_eq!(sent(&second).0, 1, "{compression}");
+        restore_equals(&local("src", &cache), &tree);
+    }
+}
+
+/// A delta chain through a real registry: the delta is the only layer
+/// sent, and the chain restores.
+#[test]
+fn mode_max_deltas_through_a_registry() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let tree = work.join("tree");
+    build_tree(&tree);
+    let reg = format!(
+        "type=registry,ref={}/app/cache:max,mode=max",
+        registry.host()
+    );
+    let from = format!("type=registry,ref={}/app/cache:max", registry.host());
+    let first = save(&work, &[], &["--cache-to", &reg, "tree"]);
+    let (layers, _) = saved(&first);
+    fs::remove_dir_all(tree.join("pkg3")).unwrap();
+    fs::write(tree.join("src/main.rs"), "fn main() { changed(); }\n").unwrap();
+    let second = save(&work, &[], &["--cache-to", &reg, "tree"]);
+    assert_eq!(saved(&second), (layers + 1, layers));
+    assert_eq!(deltas(&second), 1);
+    // The delta, its state list, the entries list and the config.
+    assert_eq!(sent(&second), (4, layers));
+    restore_equals(&from, &tree);
+}
