@@ -504,3 +504,27 @@ fn mode_max_deltas_through_a_registry() {
     assert_eq!(sent(&second), (4, layers));
     restore_equals(&from, &tree);
 }
+
+/// A base in another repository of the same registry: its reused layers
+/// are mounted, not downloaded and sent again.
+#[test]
+fn a_registry_base_is_mounted_into_another_repository() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let tree = work.join("tree");
+    build_tree(&tree);
+    let main = format!("type=registry,ref={}/app/cache:main", registry.host());
+    let branch = format!("type=registry,ref={}/app/branch:pr1", registry.host());
+    let first = save(&work, &[], &["--cache-to", &main, "tree"]);
+    let (layers, _) = saved(&first);
+    let second = save(
+        &work,
+        &[],
+        &["--cache-from", &main, "--cache-to", &branch, "tree"],
+    );
+    assert_eq!(saved(&second), (layers, layers));
+    // Mounted blobs count as reused: only the config is sent.
+    assert_eq!(sent(&second), (1, layers + 2));
+    restore_equals(&branch, &tree);
+}

@@ -203,6 +203,17 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
         let first = &options.cache_to[members[0]];
         let spool_parent = stores[members[0]].as_ref().and_then(|s| s.spool_dir());
         let bases = load_bases(&options.cache_from, first, &options.store).await;
+        // A registry base's layers are mounted into another repository of
+        // the same registry rather than downloaded and sent again.
+        for base in &bases {
+            if let Some((registry, repository)) = base.store.registry_repository() {
+                mount_sources.push(MountSource {
+                    registry,
+                    repository,
+                    blobs: base.image.descriptors().map(|d| d.digest.clone()).collect(),
+                });
+            }
+        }
         let packed = pack_all(&sources, first, spool_parent, bases, &options).await?;
         if report.entries.is_empty() {
             report.entries = packed
