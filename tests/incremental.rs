@@ -148,6 +148,11 @@ fn an_unchanged_save_reads_no_file_and_sends_only_the_config() {
     let second = save(&work, &strace, &["--cache-to", &to, "tree"]);
     assert_eq!(opened(&trace, &files), Vec::<PathBuf>::new());
     assert_eq!(saved(&second), (layers, layers));
+    let entry = &second["paths"][0]["saved"];
+    assert_eq!(entry["plan"], "unchanged");
+    assert_eq!(entry["read_files"], 0);
+    assert_eq!(entry["reused_files"], entry["files"]);
+    assert_eq!(first["paths"][0]["saved"]["plan"], "full");
     // Only the config (its createdAt) is new; the layers, the state list
     // and the entries list are the target's already.
     assert_eq!(sent(&second), (1, layers + 2));
@@ -172,6 +177,15 @@ fn one_changed_file_repacks_one_layer() {
     set_mtime(&changed, 1_700_000_000, 1);
     let second = save(&work, &[], &["--cache-to", &to, "tree"]);
     assert_eq!(saved(&second), (layers, layers - 1));
+    let entry = &second["paths"][0]["saved"];
+    assert_eq!(entry["plan"], "parts");
+    // Only the files of the changed file's part were read.
+    let read = entry["read_files"].as_u64().unwrap();
+    assert!((1..20).contains(&read), "{entry}");
+    assert_eq!(
+        read + entry["reused_files"].as_u64().unwrap(),
+        entry["files"].as_u64().unwrap()
+    );
     // The new layer, the new state list, the entries list and the config.
     assert_eq!(sent(&second), (4, layers - 1));
     restore_equals(&local("src", &cache), &tree);
@@ -313,6 +327,7 @@ fn mode_max_keeps_a_chain_of_deltas_that_restores_every_change() {
         change(&tree);
         let meta = save(&work, &[], &["--cache-to", &to, "tree"]);
         assert_eq!(saved(&meta), (layers + 1, layers), "{what}");
+        assert_eq!(meta["paths"][0]["saved"]["plan"], "delta", "{what}");
         assert_eq!(deltas(&meta), i as u64 + 1, "{what}");
         layers += 1;
         restore_equals(&from, &tree);
@@ -328,6 +343,7 @@ fn mode_max_keeps_a_chain_of_deltas_that_restores_every_change() {
     set_mtime(&tree.join("pkg2/file07.o"), 1_800_000_000, 0);
     let squashed = save(&work, &[], &["--cache-to", &to, "tree"]);
     assert_eq!(deltas(&squashed), 0);
+    assert_eq!(squashed["paths"][0]["saved"]["plan"], "squash");
     assert_eq!(
         saved(&squashed).1,
         0,
@@ -400,4 +416,116 @@ fn a_copy_keeps_the_state_lists() {
     // no layer and no state list.
     assert!(sent(&second).0 <= 2, "{:?}", sent(&second));
     restore_equals(&local("src", &b), &tree);
+}
+
+/// Restoring a chain writes each path once: a layer's copy of a path that
+/// a later layer replaces or deletes is skipped, so the restore writes as
+/// many files as the tree has, however many deltas changed them.
+#[test]
+fn a_chain_restore_writes_each_file_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (work, cache) = (tmp.path().join("work"), tmp.path().join("cache"));
+    let tree = work.join("tree");
+    build_tree(&tree);
+    let to = format!("{},mode=max", local("dest", &cache));
+    let from = local("src", &cache);
+    save(&work, &[], &["--cache-to", &to, "tree"]);
+    for round in 0..3 {
+        for f in ["pkg0/file00.o", "pkg2/file03.o", "src/main.rs"] {
+            fs::write(tree.join(f), format!("round {round}")).unwrap();
+        }
+    }
+    fs::remove_file(tree.join("pkg1/file04.o")).unwrap();
+    fs::remove_dir_all(tree.join("src/deep")).unwrap();
+    let last = save(&work, &[], &["--cache-to", &to, "tree"]);
+    assert_eq!(deltas(&last), 1);
+    fs::write(tree.join("pkg3/file01.o"), "again").unwrap();
+    let last = save(&work, &[], &["--cache-to", &to, "tree"]);
+    assert_eq!(deltas(&last), 2);
+    // One file changed: the delta read it alone.
+    assert_eq!(last["paths"][0]["saved"]["read_files"], 1);
+    assert_eq!(last["paths"][0]["saved"]["read_bytes"], 5);
+
+    let out = tempfile::tempdir().unwrap();
+    let meta = out.path().join("meta.json");
+    regcache(out.path())
+        .args(["--metadata-file", meta.to_str().unwrap()])
+        .args(["restore", "--cache-from", &from, "tree"])
+        .assert()
+        .success();
+    let meta: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let restored = &meta["paths"][0]["restored"];
+    let saved = &last["paths"][0]["saved"];
+    assert_eq!(restored["files"], saved["files"], "{restored}");
+    assert_eq!(restored["bytes"], saved["bytes"], "{restored}");
+    assert_eq!(snapshot(&out.path().join("tree")), snapshot(&tree));
+}
+
+/// Every compression reuses its own layers, eStargz (gzip's media type
+/// plus a TOC) included.
+#[test]
+fn unchanged_saves_reuse_every_layer_whatever_the_compression() {
+    for compression in ["zstd", "estargz", "uncompressed"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (work, cache) = (tmp.path().join("work"), tmp.path().join("cache"));
+        let tree = work.join("tree");
+        build_tree(&tree);
+        let to = format!("{},compression={compression}", local("dest", &cache));
+        let first = save(&work, &[], &["--cache-to", &to, "tree"]);
+        let (layers, _) = saved(&first);
+        let second = save(&work, &[], &["--cache-to", &to, "tree"]);
+        assert_eq!(saved(&second), (layers, layers), "{compression}");
+        assert_eq!(sent(&second).0, 1, "{compression}");
+        restore_equals(&local("src", &cache), &tree);
+    }
+}
+
+/// A delta chain through a real registry: the delta is the only layer
+/// sent, and the chain restores.
+#[test]
+fn mode_max_deltas_through_a_registry() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let tree = work.join("tree");
+    build_tree(&tree);
+    let reg = format!(
+        "type=registry,ref={}/app/cache:max,mode=max",
+        registry.host()
+    );
+    let from = format!("type=registry,ref={}/app/cache:max", registry.host());
+    let first = save(&work, &[], &["--cache-to", &reg, "tree"]);
+    let (layers, _) = saved(&first);
+    fs::remove_dir_all(tree.join("pkg3")).unwrap();
+    fs::write(tree.join("src/main.rs"), "fn main() { changed(); }\n").unwrap();
+    let second = save(&work, &[], &["--cache-to", &reg, "tree"]);
+    assert_eq!(saved(&second), (layers + 1, layers));
+    assert_eq!(deltas(&second), 1);
+    // The delta, its state list, the entries list and the config.
+    assert_eq!(sent(&second), (4, layers));
+    restore_equals(&from, &tree);
+}
+
+/// A base in another repository of the same registry: its reused layers
+/// are mounted, not downloaded and sent again.
+#[test]
+fn a_registry_base_is_mounted_into_another_repository() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let tree = work.join("tree");
+    build_tree(&tree);
+    let main = format!("type=registry,ref={}/app/cache:main", registry.host());
+    let branch = format!("type=registry,ref={}/app/branch:pr1", registry.host());
+    let first = save(&work, &[], &["--cache-to", &main, "tree"]);
+    let (layers, _) = saved(&first);
+    let second = save(
+        &work,
+        &[],
+        &["--cache-from", &main, "--cache-to", &branch, "tree"],
+    );
+    assert_eq!(saved(&second), (layers, layers));
+    // Mounted blobs count as reused: only the config is sent.
+    assert_eq!(sent(&second), (1, layers + 2));
+    restore_equals(&branch, &tree);
 }

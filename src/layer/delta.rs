@@ -14,7 +14,9 @@
 //! returns `None`) when it would hold more than [`MAX_DELTAS`] deltas, or
 //! when its deltas would outweigh half of its full layers: a restore then
 //! applies at most 8 extra layers and never writes more than 1.5 times the
-//! tree's bytes.
+//! tree's bytes (the rules are in `plan`). The comparison stops as soon as
+//! the delta outgrows that budget, so only the metadata of a delta that
+//! will be written is ever held in memory; the lists are streamed.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
@@ -24,18 +26,14 @@ use std::sync::atomic::AtomicBool;
 use super::codec::IO_BUFFER;
 use super::filelist::{FileListReader, FileListWriter, FileRecord, same_metadata, tar_order};
 use super::pack::{
-    FileListBlob, PackError, PackOptions, PackedEntry, PackedLayer, Worker, spool_file,
+    FileListBlob, PackError, PackOptions, PackedEntry, PackedLayer, SaveCounts, Worker, spool_file,
 };
+use super::plan::{ChainShape, EntryPlan, delta_budget, plan_delta};
 use super::reuse::BaseEntry;
 use super::walk::{Item, ItemKind, Part, tar_cost, walk};
 use crate::digest::HashingWriter;
 
-/// Deltas a chain may hold on top of its full layers.
-pub const MAX_DELTAS: usize = 8;
-
-/// The chain is squashed when its deltas exceed this share of its full
-/// layers' bytes (as a fraction: numerator, denominator).
-pub const MAX_DELTA_SHARE: (u64, u64) = (1, 2);
+pub use super::plan::{MAX_DELTA_SHARE, MAX_DELTAS};
 
 /// Packs what changed since `base` as one delta layer on top of its chain.
 /// `None`: squash (or the base cannot serve): make a full save instead.
@@ -57,6 +55,12 @@ pub fn pack_delta(
                 return Ok(None);
             }
         };
+    let bytes = |layers: &[PackedLayer]| layers.iter().map(|l| l.uncompressed_size).sum::<u64>();
+    let chain = ChainShape {
+        deltas: base.deltas,
+        full_bytes: bytes(&base.layers[..full]),
+        delta_bytes: bytes(&base.layers[full..]),
+    };
     let delta_index = base.layers.len() as u32;
     // The merged list, with changed paths still lacking their digest.
     let (draft_file, draft_path) = spool_file(spool)?.into_parts();
@@ -74,18 +78,33 @@ pub fn pack_delta(
         delta: Vec::new(),
         delta_index,
         error: None,
+        counts: SaveCounts::default(),
+        delta_bytes: 0,
+        budget: delta_budget(&chain),
     };
     join.advance();
     let stats = walk(root, 1, |part| {
         part.items.into_iter().all(|item| join.add(item))
     })?;
-    while join.next.is_some() && join.error.is_none() {
+    while join.next.is_some() && join.error.is_none() && !join.over_budget() {
         join.base_only();
+    }
+    if join.over_budget() {
+        tracing::info!(
+            "{}: more than {} bytes changed on a chain of {} deltas ({} of {} bytes): squashing it",
+            root.display(),
+            join.budget,
+            chain.deltas,
+            chain.delta_bytes,
+            chain.full_bytes
+        );
+        return Ok(None);
     }
     let Join {
         draft,
         delta,
         error,
+        counts,
         ..
     } = join;
     if let Some(err) = error {
@@ -95,23 +114,22 @@ pub fn pack_delta(
     }
     draft.finish().map_err(draft_err)?;
 
-    let bytes = |layers: &[PackedLayer]| layers.iter().map(|l| l.uncompressed_size).sum::<u64>();
-    let full_bytes = bytes(&base.layers[..full]);
-    let delta_bytes = bytes(&base.layers[full..]) + delta.iter().map(tar_cost).sum::<u64>();
-    if !delta.is_empty() && base.deltas >= MAX_DELTAS {
-        // An unchanged tree keeps even a full chain: nothing to add.
+    let delta_bytes = delta.iter().map(tar_cost).sum::<u64>();
+    let plan = plan_delta(&chain, delta.len(), delta_bytes);
+    tracing::debug!(
+        ?chain,
+        paths = delta.len(),
+        delta_bytes,
+        plan = plan.name(),
+        "delta decision"
+    );
+    if plan == EntryPlan::Squash {
         tracing::info!(
-            "{}: the chain holds {} deltas already: squashing it",
+            "{}: a delta of {delta_bytes} bytes on a chain of {} deltas ({} of {} bytes): squashing it",
             root.display(),
-            base.deltas
-        );
-        return Ok(None);
-    }
-    let (num, den) = MAX_DELTA_SHARE;
-    if !delta.is_empty() && delta_bytes.saturating_mul(den) > full_bytes.saturating_mul(num) {
-        tracing::info!(
-            "{}: deltas of {delta_bytes} bytes outweigh the chain's {full_bytes}: squashing it",
-            root.display()
+            chain.deltas,
+            chain.delta_bytes,
+            chain.full_bytes
         );
         return Ok(None);
     }
@@ -168,6 +186,8 @@ pub fn pack_delta(
         stats,
         filelist,
         deltas,
+        plan,
+        counts,
     }))
 }
 
@@ -237,6 +257,10 @@ struct Join {
     delta: Vec<Item>,
     delta_index: u32,
     error: Option<String>,
+    counts: SaveCounts,
+    /// Tar bytes of `delta` so far, and the most it may reach.
+    delta_bytes: u64,
+    budget: u64,
 }
 
 impl Join {
@@ -250,6 +274,17 @@ impl Join {
         };
     }
 
+    fn over_budget(&self) -> bool {
+        self.delta_bytes > self.budget
+    }
+
+    /// Adds an item to the delta layer. Memory holds the delta's metadata
+    /// only, and only up to the squash budget.
+    fn push_delta(&mut self, item: Item) {
+        self.delta_bytes = self.delta_bytes.saturating_add(tar_cost(&item));
+        self.delta.push(item);
+    }
+
     fn fail(&mut self, err: io::Error) -> bool {
         self.error = Some(format!("writing the state list: {err}"));
         false
@@ -258,7 +293,7 @@ impl Join {
     /// Takes one walked item; false stops the walk (an error).
     fn add(&mut self, item: Item) -> bool {
         loop {
-            if self.error.is_some() {
+            if self.error.is_some() || self.over_budget() {
                 return false;
             }
             let Some(old) = &self.next else {
@@ -273,6 +308,7 @@ impl Join {
                     };
                     self.advance();
                     if same_metadata(&old.item, &item) {
+                        self.counts.add(&old.item, true);
                         return match self.draft.write(&old) {
                             Ok(()) => true,
                             Err(err) => self.fail(err),
@@ -293,7 +329,7 @@ impl Join {
         if self.below_gone(&old.item.path) {
             return;
         }
-        self.delta.push(whiteout(&old.item.path));
+        self.push_delta(whiteout(&old.item.path));
         if old.item.kind == ItemKind::Dir {
             self.gone = Some(old.item.path);
         }
@@ -314,18 +350,19 @@ impl Join {
             if !same_type {
                 // Restore replaces a path of another type only when this
                 // layer also whites it out.
-                self.delta.push(whiteout(&item.path));
+                self.push_delta(whiteout(&item.path));
                 if old.item.kind == ItemKind::Dir {
                     self.gone = Some(old.item.path);
                 }
             }
         }
+        self.counts.add(&item, false);
         let record = FileRecord {
             item: item.clone(),
             digest: None,
             layer: self.delta_index,
         };
-        self.delta.push(item);
+        self.push_delta(item);
         match self.draft.write(&record) {
             Ok(()) => true,
             Err(err) => self.fail(err),

@@ -17,11 +17,13 @@ pub mod filelist;
 pub mod leftovers;
 pub mod pack;
 mod pax;
+pub mod plan;
 pub mod reuse;
 pub mod root;
 mod safe_path;
 mod stage;
 mod stats;
+pub mod superseded;
 #[cfg(test)]
 mod tar_fuzz;
 mod tar_read;

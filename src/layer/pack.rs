@@ -17,6 +17,7 @@ use crate::digest::{Digest, Hasher, HashingWriter};
 use super::codec::{IO_BUFFER, compress_writer_with_workers};
 use super::estargz::{EntryMeta, EntryType, EstargzWriter};
 use super::filelist::{FileListWriter, FileRecord};
+use super::plan::{EntryPlan, plan_parts};
 use super::reuse::{BaseEntry, BaseMatcher};
 use super::tar_write::{END_OF_ARCHIVE, EntryHeader, EntryKind, HeaderEncoder, padding};
 use super::walk::{Item, ItemKind, Part, item_path, walk};
@@ -94,6 +95,34 @@ pub struct PackedEntry {
     /// `mode=max`: how many of the top layers are deltas on the full
     /// layers below them (0 for a full save).
     pub deltas: usize,
+    /// What the save decided for this entry.
+    pub plan: EntryPlan,
+    pub counts: SaveCounts,
+}
+
+/// Regular files (and their bytes) this save read and packed, and those it
+/// took from the base's layers without reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SaveCounts {
+    pub read_files: u64,
+    pub read_bytes: u64,
+    pub reused_files: u64,
+    pub reused_bytes: u64,
+}
+
+impl SaveCounts {
+    pub(crate) fn add(&mut self, item: &Item, reused: bool) {
+        let ItemKind::File { size } = item.kind else {
+            return;
+        };
+        if reused {
+            self.reused_files += 1;
+            self.reused_bytes += size;
+        } else {
+            self.read_files += 1;
+            self.read_bytes += size;
+        }
+    }
 }
 
 impl PackedEntry {
@@ -184,6 +213,7 @@ pub fn pack_dir_with_base(
     let part_rx = Mutex::new(part_rx);
     let (done_tx, done_rx) = mpsc::channel::<(usize, Result<Finished, PackError>)>();
     let mut matcher = base.map(BaseMatcher::open);
+    let had_base = matcher.as_ref().is_some_and(BaseMatcher::usable);
     let list_file = spool_file(spool)?;
 
     let (walked, panicked, collected) = std::thread::scope(|scope| {
@@ -258,10 +288,12 @@ pub fn pack_dir_with_base(
     if panicked {
         return Err(PackError::WorkerPanicked);
     }
-    let (finished, filelist) = collected?;
+    let (finished, filelist, counts) = collected?;
     if cancel.load(Ordering::Relaxed) {
         return Err(PackError::Cancelled);
     }
+    let reused = finished.iter().filter(|(file, _)| file.is_none()).count();
+    let plan = plan_parts(had_base, finished.len(), reused);
     let mut layers = Vec::with_capacity(finished.len());
     for (file, layer) in finished {
         let blob = match file {
@@ -278,6 +310,8 @@ pub fn pack_dir_with_base(
         stats,
         filelist,
         deltas: 0,
+        plan,
+        counts,
     })
 }
 
@@ -297,7 +331,11 @@ pub(crate) fn spool_file(spool: &Path) -> Result<tempfile::NamedTempFile, PackEr
         })
 }
 
-type Collected = (Vec<(Option<tempfile::TempPath>, PackedLayer)>, FileListBlob);
+type Collected = (
+    Vec<(Option<tempfile::TempPath>, PackedLayer)>,
+    FileListBlob,
+    SaveCounts,
+);
 
 /// Receives finished parts in any order and writes their state list
 /// records in part order; returns the parts in order and the list blob.
@@ -316,6 +354,7 @@ fn collect(
     let mut waiting: std::collections::BTreeMap<usize, Finished> = Default::default();
     let mut parts = Vec::new();
     let mut first_error = None;
+    let mut counts = SaveCounts::default();
     for (index, result) in done {
         match result {
             Ok(finished) if first_error.is_none() => {
@@ -329,6 +368,7 @@ fn collect(
         }
         while let Some(finished) = waiting.remove(&parts.len()) {
             for record in &finished.records {
+                counts.add(&record.item, finished.file.is_none());
                 if let Err(err) = writer.write(record) {
                     cancel.store(true, Ordering::Relaxed);
                     first_error.get_or_insert(list_err(err));
@@ -354,7 +394,7 @@ fn collect(
         path: e.path.to_path_buf(),
         source: e.error,
     })?;
-    Ok((parts, FileListBlob { blob, digest, size }))
+    Ok((parts, FileListBlob { blob, digest, size }, counts))
 }
 
 /// A packed part's spool file (removed unless kept) and its layer.

@@ -66,6 +66,11 @@ impl BaseMatcher {
         matcher
     }
 
+    /// Whether the base can serve parts at all (a list, no deltas).
+    pub fn usable(&self) -> bool {
+        self.reader.is_some() || !self.group.is_empty()
+    }
+
     /// One record, or `None` at the end; a broken list ends the matching.
     fn read(&mut self) -> Option<FileRecord> {
         let reader = self.reader.as_mut()?;

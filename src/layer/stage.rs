@@ -24,6 +24,7 @@ use crate::digest::Digest;
 use super::pax::MTime;
 use super::safe_path::{ancestors, depth, is_within, join, lossy, normalize, on_disk, split_last};
 use super::stats::EntryStats;
+use super::superseded::FinalLayers;
 use super::tar_read::{CopyError, Header, Kind, TarReader};
 use super::unpack::UnpackError;
 
@@ -233,9 +234,16 @@ pub struct Stage<'a> {
     free: Option<u64>,
     written: u64,
     stats: EntryStats,
+    /// Which paths later layers replace or delete (see `superseded`).
+    finals: Option<&'a mut FinalLayers>,
 }
 
 impl<'a> Stage<'a> {
+    /// Skips the paths whose final state a later layer of the chain holds.
+    pub fn skip_superseded(&mut self, finals: &'a mut FinalLayers) {
+        self.finals = Some(finals);
+    }
+
     pub fn new(
         root: &'a Path,
         layer: &'a Digest,
@@ -267,6 +275,7 @@ impl<'a> Stage<'a> {
             free,
             written: 0,
             stats: EntryStats::default(),
+            finals: None,
         }
     }
 
@@ -342,6 +351,15 @@ impl<'a> Stage<'a> {
         let (parent, name) = split_last(&rel);
         if let Some(target) = name.strip_prefix(b".wh.") {
             return self.whiteout(&header.path, parent, target);
+        }
+        // Directories are always placed: the paths below them need them,
+        // and their metadata is applied last anyway.
+        if matches!(header.kind, Kind::File | Kind::Symlink | Kind::Hardlink)
+            && let Some(finals) = self.finals.as_deref_mut()
+            && finals.superseded(&rel)
+        {
+            tracing::trace!(layer = %self.layer, entry = %lossy(&rel), "a later layer replaces or deletes it: skipped");
+            return Ok(());
         }
         match header.kind {
             Kind::Dir => self.add_dir(&rel, header),

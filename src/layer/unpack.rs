@@ -22,6 +22,7 @@ use super::root::{OpenRoot, RootPath, open_root};
 use super::safe_path::{ancestors, depth, on_disk};
 use super::stage::{DirMeta, Restored, Stage, TempNames};
 use super::stats::EntryStats;
+use super::superseded::FinalLayers;
 use super::tar_read::TarReader;
 
 /// Decompressed bytes handed from the decoding thread to the extracting one.
@@ -208,6 +209,16 @@ impl EntryRestorer {
     /// left in the target (files already there are untouched) and the
     /// restorer may still be finished or given another layer.
     pub fn apply_layer<R: Read>(&mut self, layer: LayerSource<R>) -> Result<(), UnpackError> {
+        self.apply_layer_skipping(layer, None)
+    }
+
+    /// [`EntryRestorer::apply_layer`], skipping the paths `finals` says a
+    /// later layer of the chain replaces or deletes.
+    pub fn apply_layer_skipping<R: Read>(
+        &mut self,
+        layer: LayerSource<R>,
+        finals: Option<&mut FinalLayers>,
+    ) -> Result<(), UnpackError> {
         let LayerSource {
             reader,
             digest,
@@ -218,6 +229,9 @@ impl EntryRestorer {
         } = layer;
         let estargz = compression == Compression::Estargz;
         let mut stage = Stage::new(&self.root, &digest, &mut self.temps, estargz);
+        if let Some(finals) = finals {
+            stage.skip_superseded(finals);
+        }
         let streamed = stream(
             reader,
             &digest,

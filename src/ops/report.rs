@@ -368,6 +368,11 @@ impl<'a> Outcome<'a> {
                     v["layers"] = json!(entry.layers);
                     v["reused_layers"] = json!(entry.reused_layers);
                     v["delta_layers"] = json!(entry.delta_layers);
+                    v["plan"] = json!(entry.plan);
+                    v["read_files"] = json!(entry.counts.read_files);
+                    v["read_bytes"] = json!(entry.counts.read_bytes);
+                    v["reused_files"] = json!(entry.counts.reused_files);
+                    v["reused_bytes"] = json!(entry.counts.reused_bytes);
                     v
                 }
                 None => Value::Null,

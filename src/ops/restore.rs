@@ -11,11 +11,13 @@ use serde::Serialize;
 
 use super::import::{self, ImportOutcome, LoadedCache};
 use super::save::MountSource;
+use super::transfer::fetch_verified;
 use super::{OpsError, blocking, entry_path};
 use crate::compression::Compression;
 use crate::image::entries::EntryMeta;
 use crate::image::{entry_chain, media_types};
 use crate::layer::root::RootPath;
+use crate::layer::superseded::FinalLayers;
 use crate::layer::{EntryRestorer, EntryStats, LayerSource};
 use crate::progress::{BlobProgress, Progress, ProgressReader};
 use crate::spec::CacheFrom;
@@ -324,10 +326,11 @@ async fn restore_entry(
         source: Box::new(source_err),
     };
     let chain = entry_chain(&source.image, &source.config, entry)?;
+    let list = final_state_list(source, entry).await;
     let mut restorer = blocking(move || EntryRestorer::open(&root))
         .await?
         .map_err(unpack_error)?;
-    for desc in chain {
+    for (index, desc) in chain.into_iter().enumerate() {
         let compression = media_types::layer_compression(&desc.media_type).ok_or_else(|| {
             OpsError::Failed(format!(
                 "{}: layer {} has media type {}, which is not a layer",
@@ -380,7 +383,23 @@ async fn restore_entry(
             diff_id,
             max_uncompressed,
         };
-        let applied = blocking(move || restorer.apply_layer(layer).map(|()| restorer)).await?;
+        let mut finals = list.as_ref().and_then(|list| {
+            let index = u32::try_from(index).ok()?;
+            FinalLayers::open(list.path(), index)
+                .map_err(|e| tracing::debug!("{name}: state list: {e}"))
+                .ok()
+        });
+        let applied = blocking(move || {
+            let applied = restorer.apply_layer_skipping(layer, finals.as_mut());
+            if let Some(finals) = finals.filter(|f| f.skipped > 0) {
+                tracing::debug!(
+                    "skipped {} path(s) later layers replace or delete",
+                    finals.skipped
+                );
+            }
+            applied.map(|()| restorer)
+        })
+        .await?;
         match applied {
             Ok(r) => {
                 blob.finish("restored");
@@ -395,4 +414,22 @@ async fn restore_entry(
     blocking(move || restorer.finish())
         .await?
         .map_err(unpack_error)
+}
+
+/// For a chain with deltas, its state list (fetched and verified), so each
+/// layer skips what a later one replaces or deletes. Anything wrong with it
+/// only means every path of every layer is written, as without a list.
+async fn final_state_list(source: &LoadedCache, entry: &str) -> Option<tempfile::NamedTempFile> {
+    let meta = source.entries.as_ref()?.find(entry)?;
+    if meta.deltas == 0 {
+        return None;
+    }
+    let desc = source
+        .image
+        .find_blob(meta.filelist.as_ref()?)
+        .filter(|d| d.media_type == media_types::REGCACHE_FILELIST)?;
+    fetch_verified(source.store.as_ref(), desc, &std::env::temp_dir())
+        .await
+        .map_err(|e| tracing::warn!("{entry}: state list: {e}; restoring every layer in full"))
+        .ok()
 }

@@ -21,6 +21,8 @@ use crate::image::build::{
 use crate::image::media_types::REGCACHE_FILELIST;
 use crate::image::{Descriptor, Form};
 use crate::layer::delta::pack_delta;
+use crate::layer::pack::SaveCounts;
+use crate::layer::plan::EntryPlan;
 use crate::layer::{EntryStats, PackOptions, PackedEntry, pack_dir_with_base};
 use crate::progress::{Progress, human_bytes};
 use crate::spec::{CacheFrom, CacheTo, Mode};
@@ -66,6 +68,10 @@ pub struct SavedEntry {
     /// `mode=max`: how many of the top layers are deltas (0 after a full
     /// save or a squash).
     pub delta_layers: usize,
+    /// What the save decided for the entry.
+    pub plan: EntryPlan,
+    #[serde(flatten)]
+    pub counts: SaveCounts,
     #[serde(flatten)]
     pub stats: EntryStats,
 }
@@ -197,6 +203,17 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
         let first = &options.cache_to[members[0]];
         let spool_parent = stores[members[0]].as_ref().and_then(|s| s.spool_dir());
         let bases = load_bases(&options.cache_from, first, &options.store).await;
+        // A registry base's layers are mounted into another repository of
+        // the same registry rather than downloaded and sent again.
+        for base in &bases {
+            if let Some((registry, repository)) = base.store.registry_repository() {
+                mount_sources.push(MountSource {
+                    registry,
+                    repository,
+                    blobs: base.image.descriptors().map(|d| d.digest.clone()).collect(),
+                });
+            }
+        }
         let packed = pack_all(&sources, first, spool_parent, bases, &options).await?;
         if report.entries.is_empty() {
             report.entries = packed
@@ -207,6 +224,8 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
                     layers: entry.layers.len(),
                     reused_layers: entry.reused_layers(),
                     delta_layers: entry.deltas,
+                    plan: entry.plan,
+                    counts: entry.counts,
                     stats: entry.stats.clone(),
                 })
                 .collect();
@@ -372,7 +391,11 @@ async fn pack_all(
             {
                 return Ok(packed);
             }
-            pack_dir_with_base(&root, &spool_dir, &opts, base)
+            let mut packed = pack_dir_with_base(&root, &spool_dir, &opts, base)?;
+            if keep_chain && base.is_some() {
+                packed.plan = EntryPlan::Squash;
+            }
+            Ok(packed)
         })
         .await?
         {
@@ -394,11 +417,17 @@ async fn pack_all(
             human_bytes(compressed),
             packed.layers.len()
         ));
+        let counts = &packed.counts;
         tracing::info!(
-            "packed {name}: {} files, {} bytes in {} layer(s) ({reused} reused from the base), {:.2}s",
+            "packed {name} ({}): {} files, {} bytes in {} layer(s), {reused} reused from the base; read {} files ({} bytes), reused {} files ({} bytes) unread; {:.2}s",
+            packed.plan.name(),
             packed.stats.files,
             packed.stats.bytes,
             packed.layers.len(),
+            counts.read_files,
+            counts.read_bytes,
+            counts.reused_files,
+            counts.reused_bytes,
             started.elapsed().as_secs_f64()
         );
         entries.push((name.clone(), packed));
