@@ -84,8 +84,14 @@ so saving an unchanged tree writes no layer.\n\n\
 Layers are zstd-compressed unless the spec sets compression= (compression=gzip for \
 gzip): only regcache reads them, and zstd saves about 2.2× and restores about 1.3× \
 faster than gzip. Every other default is BuildKit's.\n\n\
-mode=max is accepted and recorded in the cache, but stores the same as mode=min \
-until incremental saves land.",
+Saves are incremental. The base is the cache --cache-from names, else what the \
+first --cache-to holds now; each entry's file list (type, size, mode, mtime, content \
+digest) is compared with the tree's stat data, and only files whose size or mtime \
+differ are read. mode=min reuses every unchanged part by digest (parts are cut by \
+path, so a change touches one part); mode=max adds one delta layer (changed files and \
+whiteouts) on the base's chain, squashed after 8 deltas or when they outweigh half \
+the base. An unchanged tree reads no file content and writes only the cache config \
+and manifest.",
         after_help = SPEC_HELP
     )]
     Save(SaveArgs),
