@@ -220,10 +220,18 @@ fn finish(finished: Finished, metadata_file: Option<&Path>, quiet: bool) -> u8 {
 }
 
 fn print_error(err: &OpsError) {
-    eprintln!("error: {}", printable_lines(&err.to_string()));
+    let message = err.to_string();
+    eprintln!("error: {}", printable_lines(&message));
+    // A cause whose text the line above already says adds nothing: errors
+    // that wrap another put its text in their own.
+    let mut said = message;
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
-        eprintln!("  caused by: {}", printable_lines(&cause.to_string()));
+        let text = cause.to_string();
+        if !said.contains(&text) {
+            eprintln!("  caused by: {}", printable_lines(&text));
+            said = text;
+        }
         source = cause.source();
     }
     if let Some(hint) = err.hint() {
