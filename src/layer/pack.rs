@@ -403,6 +403,31 @@ struct Blob {
     layer: PackedLayer,
 }
 
+impl Blob {
+    /// A layer just packed into `file` (not reused; its final path is set
+    /// when it is moved out of the worker's temporary name).
+    fn packed(
+        file: tempfile::TempPath,
+        (digest, size): (Digest, u64),
+        diff_id: Digest,
+        uncompressed_size: u64,
+        toc_digest: Option<Digest>,
+    ) -> Blob {
+        Blob {
+            file,
+            layer: PackedLayer {
+                blob: PathBuf::new(),
+                digest,
+                size,
+                diff_id,
+                uncompressed_size,
+                toc_digest,
+                reused: false,
+            },
+        }
+    }
+}
+
 /// One packing thread's reusable state.
 pub(crate) struct Worker<'a> {
     root: &'a Path,
@@ -508,18 +533,7 @@ impl<'a> Worker<'a> {
         out.into_inner().map_err(|e| spool_err(e.into_error()))?;
         tracing::debug!(part = part.index, entries = part.items.len(), %digest, size, uncompressed_size, "packed layer");
         Ok((
-            Blob {
-                file: path,
-                layer: PackedLayer {
-                    blob: PathBuf::new(),
-                    digest,
-                    size,
-                    diff_id,
-                    uncompressed_size,
-                    toc_digest: None,
-                    reused: false,
-                },
-            },
+            Blob::packed(path, (digest, size), diff_id, uncompressed_size, None),
             digests,
         ))
     }
@@ -565,18 +579,13 @@ impl<'a> Worker<'a> {
         })?;
         tracing::debug!(part = part.index, entries = part.items.len(), %digest, size, uncompressed_size = info.uncompressed_size, toc = %info.toc_digest, "packed estargz layer");
         Ok((
-            Blob {
-                file: path,
-                layer: PackedLayer {
-                    blob: PathBuf::new(),
-                    digest,
-                    size,
-                    diff_id: info.diff_id,
-                    uncompressed_size: info.uncompressed_size,
-                    toc_digest: Some(info.toc_digest),
-                    reused: false,
-                },
-            },
+            Blob::packed(
+                path,
+                (digest, size),
+                info.diff_id,
+                info.uncompressed_size,
+                Some(info.toc_digest),
+            ),
             digests,
         ))
     }
