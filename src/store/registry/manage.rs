@@ -194,7 +194,7 @@ impl RegistryStore {
         Err(fail(err))
     }
 
-    fn fail_repository(&self, what: &str, err: RegistryError) -> StoreError {
+    pub(super) fn fail_repository(&self, what: &str, err: RegistryError) -> StoreError {
         StoreError::Invalid(format!(
             "{}: {what}: {}",
             self.reference.name(),
