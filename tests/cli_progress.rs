@@ -197,6 +197,38 @@ fn tty_progress_draws_bars_and_keeps_warnings_and_summary_whole() {
 }
 
 #[test]
+fn tty_progress_shows_packing_as_bytes_read_of_the_total_with_a_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tmp.path().join("tree")).unwrap();
+    // Enough content that packing outlasts a few redraws of the bar.
+    for i in 0..4 {
+        fs::write(
+            tmp.path().join(format!("tree/f{i}")),
+            pseudo_random(8 << 20, i),
+        )
+        .unwrap();
+    }
+    let output = regcache(tmp.path())
+        .env("COLUMNS", "160")
+        .args(["--progress", "tty", "save"])
+        .args(["--cache-to", &local_to(&tmp.path().join("c")), "tree"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stderr = stderr_of(&output);
+    // A drawn pack bar: bytes read of the bytes to read, and a rate.
+    let drawn = stderr.split(['\r', '\n']).find(|line| {
+        line.contains("tree: pack (zstd)") && line.contains("/32.00 MiB") && line.contains("/s")
+    });
+    assert!(drawn.is_some(), "no pack bar with a total in {stderr:?}");
+    // And the line it leaves: what was read and what came of it.
+    assert!(
+        stderr.contains("tree: pack (zstd): 32.0 MiB read; full: 4 files -> "),
+        "{stderr:?}"
+    );
+}
+
+#[test]
 fn the_summary_names_hits_misses_and_where_each_came_from() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = saved_tree(tmp.path());

@@ -8,6 +8,7 @@
 //! being written. Anything else about a base (missing, unreadable, corrupt)
 //! only means a full save, with a debug or warning line.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use super::import::{self, LoadedCache};
@@ -24,13 +25,15 @@ use crate::layer::{BaseEntry, PackedLayer};
 use crate::spec::{CacheFrom, CacheTo};
 use crate::store::{self, StoreOptions};
 
-/// The caches that may serve as a base, in order of preference.
+/// The caches that may serve as a base, in order of preference, and the
+/// blobs the first target holds now (what its current cache names).
 pub(crate) async fn load_bases(
     cache_from: &[CacheFrom],
     first_target: &CacheTo,
     options: &StoreOptions,
-) -> Vec<LoadedCache> {
+) -> (Vec<LoadedCache>, HashSet<Digest>) {
     let mut bases = Vec::new();
+    let mut target_holds = HashSet::new();
     for spec in cache_from {
         match import::load(spec, options).await {
             Ok(loaded) => bases.push(loaded),
@@ -39,7 +42,10 @@ pub(crate) async fn load_bases(
     }
     match store::open_export(first_target, options) {
         Ok(store) => match import::load_from(store).await {
-            Ok(loaded) => bases.push(loaded),
+            Ok(loaded) => {
+                target_holds.extend(loaded.image.descriptors().map(|d| d.digest.clone()));
+                bases.push(loaded);
+            }
             Err(reason) => tracing::debug!(
                 "base {}: {reason}; a full save",
                 first_target.target.location()
@@ -47,7 +53,7 @@ pub(crate) async fn load_bases(
         },
         Err(err) => tracing::debug!("base {}: {err}", first_target.target.location()),
     }
-    bases
+    (bases, target_holds)
 }
 
 /// A base entry, with its state list fetched into `spool` (the file is
