@@ -348,6 +348,43 @@ fn metadata_file_for_save_has_one_object_per_target_in_order() {
 }
 
 #[test]
+fn metadata_file_for_save_records_each_base_read_or_missed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = saved_tree(tmp.path());
+    let missing = tmp.path().join("missing");
+    let meta = tmp.path().join("meta.json");
+    let output = regcache(tmp.path())
+        .args(["save", "--cache-from", &local_from(&missing)])
+        .args(["--cache-from", &local_from(&cache)])
+        .args(["--cache-to", &local_to(&tmp.path().join("copy")), "tree"])
+        .arg("--metadata-file")
+        .arg(&meta)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    // A missing base is a warning, as a missing cache is for restore.
+    assert!(
+        stderr_of(&output)
+            .lines()
+            .any(|l| l.starts_with("warning: cache ")
+                && l.contains("missing")
+                && l.ends_with("going on without it as a base")),
+        "{}",
+        stderr_of(&output)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let bases = m["cache_from"].as_array().unwrap();
+    assert_eq!(bases.len(), 2, "{m}");
+    assert_eq!(bases[0]["src"], missing.to_str().unwrap());
+    assert_eq!(bases[0]["status"], "missed");
+    assert!(bases[0]["reason"].is_string(), "{m}");
+    assert_eq!(bases[1]["src"], cache.to_str().unwrap());
+    assert_eq!(bases[1]["status"], "loaded");
+    // The loaded base served: the unchanged tree was not packed again.
+    assert_eq!(m["paths"][0]["saved"]["plan"], "unchanged", "{m}");
+}
+
+#[test]
 fn metadata_file_is_written_when_an_export_fails() {
     let tmp = tempfile::tempdir().unwrap();
     fs::create_dir_all(tmp.path().join("tree")).unwrap();

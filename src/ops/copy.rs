@@ -54,6 +54,7 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
             mount_sources: Vec::new(),
         },
         targets: SaveReport {
+            bases: Vec::new(),
             entries: Vec::new(),
             skipped: Vec::new(),
             cache_to: Vec::new(),

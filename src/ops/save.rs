@@ -9,7 +9,8 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 
 use super::import::LoadedCache;
-use super::save_base::{find_base, load_bases};
+use super::restore::SourceReport;
+use super::save_base::{Bases, find_base, load_bases};
 use super::spool::{self, SpoolDir};
 pub use super::transfer::MountSource;
 use super::transfer::{
@@ -58,6 +59,9 @@ pub struct SaveOptions {
 pub struct SaveReport {
     pub entries: Vec<SavedEntry>,
     pub skipped: Vec<SkippedPath>,
+    /// One per `--cache-from` (the bases), in the order given; empty when
+    /// there was nothing to save and no base was read.
+    pub bases: Vec<SourceReport>,
     /// One per `--cache-to`, in the order given; empty when there was
     /// nothing to save and no target was touched.
     pub cache_to: Vec<TargetReport>,
@@ -146,6 +150,7 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
     let mut report = SaveReport {
         entries: Vec::new(),
         skipped,
+        bases: Vec::new(),
         cache_to: Vec::new(),
     };
     if sources.is_empty() {
@@ -208,7 +213,14 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
     for members in groups.values() {
         let first = &options.cache_to[members[0]];
         let spool_parent = stores[members[0]].as_ref().and_then(|s| s.spool_dir());
-        let (bases, target_known) = load_bases(&options.cache_from, first, &options.store).await;
+        let Bases {
+            caches: bases,
+            sources: base_reports,
+            target_holds,
+        } = load_bases(&options.cache_from, first, &options.store).await;
+        if report.bases.is_empty() {
+            report.bases = base_reports;
+        }
         // A registry base's layers are mounted into another repository of
         // the same registry rather than downloaded and sent again.
         for base in &bases {
@@ -224,7 +236,7 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
         // packed, so that its upload overlaps the packing of the rest.
         let early_store = stores[members[0]].as_deref();
         let mut early_placement =
-            early_store.map(|store| Placement::with_known(store, target_known, &mount_sources));
+            early_store.map(|store| Placement::with_known(store, target_holds, &mount_sources));
         let early = early_store.zip(early_placement.as_ref());
         let packed = pack_all(&sources, first, spool_parent, bases, early, &options).await?;
         if report.entries.is_empty() {

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::import::{self, LoadedCache};
+use super::restore::SourceReport;
 use super::transfer::fetch_verified;
 use crate::compression::Compression;
 use crate::digest::Digest;
@@ -25,26 +26,46 @@ use crate::layer::{BaseEntry, PackedLayer};
 use crate::spec::{CacheFrom, CacheTo};
 use crate::store::{self, StoreOptions};
 
-/// The caches that may serve as a base, in order of preference, and the
-/// blobs the first target holds now (what its current cache names).
+/// What a save found to compare with.
+pub(crate) struct Bases {
+    /// The caches that may serve as a base, in order of preference.
+    pub caches: Vec<LoadedCache>,
+    /// One per `--cache-from`, in order: read, or missed and why.
+    pub sources: Vec<SourceReport>,
+    /// The blobs the first target holds now (what its current cache names).
+    pub target_holds: HashSet<Digest>,
+}
+
 pub(crate) async fn load_bases(
     cache_from: &[CacheFrom],
     first_target: &CacheTo,
     options: &StoreOptions,
-) -> (Vec<LoadedCache>, HashSet<Digest>) {
-    let mut bases = Vec::new();
+) -> Bases {
+    let mut caches = Vec::new();
+    let mut sources = Vec::new();
     let mut target_holds = HashSet::new();
     for spec in cache_from {
-        match import::load(spec, options).await {
-            Ok(loaded) => bases.push(loaded),
-            Err(reason) => tracing::debug!("base {}: {reason}", spec.location()),
-        }
+        let (loaded, reason) = match import::load(spec, options).await {
+            Ok(loaded) => {
+                caches.push(loaded);
+                (true, None)
+            }
+            Err(reason) => {
+                tracing::debug!("base {}: {reason}", spec.location());
+                (false, Some(reason.to_string()))
+            }
+        };
+        sources.push(SourceReport {
+            source: spec.location(),
+            loaded,
+            reason,
+        });
     }
     match store::open_export(first_target, options) {
         Ok(store) => match import::load_from(store).await {
             Ok(loaded) => {
                 target_holds.extend(loaded.image.descriptors().map(|d| d.digest.clone()));
-                bases.push(loaded);
+                caches.push(loaded);
             }
             Err(reason) => tracing::debug!(
                 "base {}: {reason}; a full save",
@@ -53,7 +74,11 @@ pub(crate) async fn load_bases(
         },
         Err(err) => tracing::debug!("base {}: {err}", first_target.target.location()),
     }
-    (bases, target_holds)
+    Bases {
+        caches,
+        sources,
+        target_holds,
+    }
 }
 
 /// A base entry, with its state list fetched into `spool` (the file is
