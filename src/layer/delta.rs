@@ -70,8 +70,8 @@ pub fn pack_delta(
         path: draft_path.to_path_buf(),
         source,
     };
-    let draft =
-        FileListWriter::new(BufWriter::with_capacity(IO_BUFFER, draft_file)).map_err(draft_err)?;
+    let draft = FileListWriter::scratch(BufWriter::with_capacity(IO_BUFFER, draft_file))
+        .map_err(draft_err)?;
     let mut join = Join {
         base: reader,
         next: None,
