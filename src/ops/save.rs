@@ -477,9 +477,14 @@ async fn pack_all(
         };
         let compressed: u64 = packed.layers.iter().map(|l| l.size).sum();
         let reused = packed.reused_layers();
-        // The bar counted the bytes read; the line says what came of them.
+        // The bar counted the bytes read (none for an unchanged tree).
+        let read = if packed.counts.read_bytes > 0 {
+            "read; "
+        } else {
+            ""
+        };
         progress.finish(&format!(
-            "read; {}: {} files -> {} in {} layer{}, {reused} reused",
+            "{read}{}: {} files -> {} in {} layer{}, {reused} reused",
             packed.plan.name(),
             packed.stats.files,
             human_bytes(compressed),
