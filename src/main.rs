@@ -343,6 +343,15 @@ async fn cmd_save(args: SaveArgs, ctx: &Context) -> Finished {
     .await;
     let (report, error) = match saved {
         Ok(report) => {
+            // As in restore, a base that is not there is a warning: the
+            // save goes on and packs what it would have reused.
+            for base in report.bases.iter().filter(|b| !b.loaded) {
+                let reason = base.reason.as_deref().unwrap_or("not read");
+                tracing::warn!(
+                    "cache {}: {reason}; going on without it as a base",
+                    base.source
+                );
+            }
             let failure = report.failure();
             (Some(report), failure)
         }
@@ -352,7 +361,7 @@ async fn cmd_save(args: SaveArgs, ctx: &Context) -> Finished {
     };
     let outcome = Outcome {
         command: "save",
-        cache_from: &[],
+        cache_from: &cache_from,
         cache_to: &cache_to,
         paths: &args.paths,
         restore: None,

@@ -22,12 +22,22 @@ pub trait BlobProgress: Send + Sync {
     /// The transfer ended; `outcome` says how ("uploaded", "reused",
     /// "mounted", "restored"…).
     fn finish(&self, outcome: &str);
+    /// `bytes` more are to be moved: for work whose size is found as it
+    /// goes (see [`Progress::work`]).
+    fn grow(&self, _bytes: u64) {}
 }
 
 /// Creates a [`BlobProgress`] per transfer.
 pub trait Progress: Send + Sync {
     /// A transfer of `total` bytes (0 when unknown) named `label`.
     fn blob(&self, label: &str, total: u64) -> Box<dyn BlobProgress>;
+
+    /// Work (packing a tree) whose total is found as it goes, through
+    /// [`BlobProgress::grow`]: shown with bytes of the total and a rate, but
+    /// not counted among the transfers.
+    fn work(&self, label: &str) -> Box<dyn BlobProgress> {
+        self.blob(label, 0)
+    }
 
     /// Every transfer so far is over: take any display off the terminal, so
     /// that what is printed next (a child command's output, the summary) is
@@ -43,6 +53,9 @@ impl<T: BlobProgress + ?Sized> BlobProgress for Arc<T> {
     }
     fn finish(&self, outcome: &str) {
         (**self).finish(outcome);
+    }
+    fn grow(&self, bytes: u64) {
+        (**self).grow(bytes);
     }
 }
 
@@ -128,16 +141,27 @@ fn finished_line(label: &str, size: u64, outcome: &str, elapsed: Duration) -> St
     }
 }
 
-/// One line per transfer when it ends, nothing else: for CI logs and any
-/// stderr that is not a terminal. Never writes an escape code.
+/// One line per transfer when it ends, and one every few seconds while a
+/// long one runs (bytes, of the total when known, and the rate): for CI
+/// logs and any stderr that is not a terminal. Never writes an escape code.
 pub struct PlainProgress {
     out: Arc<Mutex<Box<dyn Write + Send>>>,
+    interval: Duration,
 }
+
+/// How often plain mode reports a transfer still running: often enough
+/// that a CI log shows a save is alive, rarely enough to stay readable.
+pub const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
 
 impl PlainProgress {
     pub fn new(out: Box<dyn Write + Send>) -> PlainProgress {
+        PlainProgress::with_interval(out, PLAIN_INTERVAL)
+    }
+
+    pub fn with_interval(out: Box<dyn Write + Send>, interval: Duration) -> PlainProgress {
         PlainProgress {
             out: Arc::new(Mutex::new(out)),
+            interval,
         }
     }
 
@@ -150,9 +174,12 @@ impl Progress for PlainProgress {
     fn blob(&self, label: &str, total: u64) -> Box<dyn BlobProgress> {
         Box::new(PlainBlob {
             label: printable(label).into_owned(),
-            total,
+            total: AtomicU64::new(total),
+            fixed_total: total > 0,
             moved: AtomicU64::new(0),
             started: Instant::now(),
+            interval: self.interval,
+            last_report_ms: AtomicU64::new(0),
             finished: AtomicBool::new(false),
             out: Arc::clone(&self.out),
         })
@@ -161,24 +188,89 @@ impl Progress for PlainProgress {
 
 struct PlainBlob {
     label: String,
-    total: u64,
+    total: AtomicU64,
+    /// The size was known up front: the finished line shows it, rather
+    /// than the bytes moved (a reused blob moves none).
+    fixed_total: bool,
     moved: AtomicU64,
     started: Instant,
+    interval: Duration,
+    /// When the last line was printed, in milliseconds since `started`.
+    last_report_ms: AtomicU64,
     finished: AtomicBool,
     out: Arc<Mutex<Box<dyn Write + Send>>>,
 }
 
+impl PlainBlob {
+    fn print(&self, line: &str) {
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        // Progress output is best effort: a closed stderr must not fail
+        // the save it describes.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    /// A line saying how far a running transfer got, at most once per
+    /// interval.
+    fn report_running(&self, moved: u64) {
+        let elapsed = self.started.elapsed();
+        let now_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_report_ms.load(Ordering::Relaxed);
+        let interval_ms = u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX);
+        if now_ms.saturating_sub(last) < interval_ms.max(1) {
+            return;
+        }
+        // Several threads advance one pack: only one of them prints.
+        if self
+            .last_report_ms
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let total = self.total.load(Ordering::Relaxed);
+        self.print(&running_line(&self.label, moved, total, elapsed));
+    }
+}
+
+/// `tree: pack: 120.0 MiB of 500.0 MiB (24%), 80.0 MiB/s`
+fn running_line(label: &str, moved: u64, total: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        human_bytes((moved as f64 / secs) as u64)
+    } else {
+        human_bytes(0)
+    };
+    if total > 0 {
+        let percent = moved.saturating_mul(100) / total.max(1);
+        format!(
+            "{label}: {} of {} ({percent}%), {rate}/s",
+            human_bytes(moved),
+            human_bytes(total)
+        )
+    } else {
+        format!("{label}: {}, {rate}/s", human_bytes(moved))
+    }
+}
+
 impl BlobProgress for PlainBlob {
     fn advance(&self, bytes: u64) {
-        self.moved.fetch_add(bytes, Ordering::Relaxed);
+        let moved = self.moved.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if !self.finished.load(Ordering::Relaxed) {
+            self.report_running(moved);
+        }
+    }
+
+    fn grow(&self, bytes: u64) {
+        self.total.fetch_add(bytes, Ordering::Relaxed);
     }
 
     fn finish(&self, outcome: &str) {
         if self.finished.swap(true, Ordering::Relaxed) {
             return;
         }
-        let size = if self.total > 0 {
-            self.total
+        let size = if self.fixed_total {
+            self.total.load(Ordering::Relaxed)
         } else {
             self.moved.load(Ordering::Relaxed)
         };
@@ -188,11 +280,7 @@ impl BlobProgress for PlainBlob {
             &printable(outcome),
             self.started.elapsed(),
         );
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        // Progress output is best effort: a closed stderr must not fail
-        // the save it describes.
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        self.print(&line);
     }
 }
 
@@ -362,6 +450,35 @@ impl Progress for TerminalProgress {
         })
     }
 
+    fn work(&self, label: &str) -> Box<dyn BlobProgress> {
+        let label = printable(label).into_owned();
+        let bar = match self
+            .overall
+            .lock()
+            .map(|o| o.as_ref().map(|o| o.bar.clone()))
+        {
+            Ok(Some(overall)) => self.multi.insert_before(&overall, ProgressBar::new(0)),
+            _ => self.multi.add(ProgressBar::new(0)),
+        };
+        bar.set_style(self.style(
+            "{wide_msg} [{bar:25.yellow}] {bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed}",
+            "{wide_msg} [{bar:25}] {bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed}",
+        ));
+        bar.set_message(label.clone());
+        // Redrawn even while no byte moves (a walk through unchanged files).
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Box::new(TerminalBlob {
+            bar,
+            multi: self.multi.clone(),
+            overall: None,
+            label,
+            total: 0,
+            moved: AtomicU64::new(0),
+            started: Instant::now(),
+            finished: AtomicBool::new(false),
+        })
+    }
+
     fn clear(&self) {
         if let Some(overall) = self
             .overall
@@ -394,6 +511,10 @@ impl BlobProgress for TerminalBlob {
         if let Some(overall) = &self.overall {
             overall.bar.inc(bytes);
         }
+    }
+
+    fn grow(&self, bytes: u64) {
+        self.bar.inc_length(bytes);
     }
 
     fn finish(&self, outcome: &str) {
@@ -572,6 +693,46 @@ mod tests {
         blob.finish("packed");
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert!(text.starts_with("pack: 3.0 MiB packed in "), "{text}");
+    }
+
+    #[test]
+    fn plain_reports_a_running_transfer_every_interval_with_rate_and_total() {
+        let out = Shared::default();
+        let progress =
+            PlainProgress::with_interval(Box::new(out.clone()), Duration::from_millis(20));
+        let pack = progress.work("tree: pack");
+        pack.grow(4 << 20);
+        pack.advance(1 << 20);
+        assert!(
+            out.0.lock().unwrap().is_empty(),
+            "printed before an interval"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+        pack.advance(1 << 20);
+        pack.advance(1 << 20);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "one line per interval: {text}");
+        assert!(
+            text.starts_with("tree: pack: 2.0 MiB of 4.0 MiB (50%), ") && text.ends_with("/s\n"),
+            "{text}"
+        );
+        pack.finish("packed");
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("tree: pack: 3.0 MiB packed in "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_running_line_without_a_total_shows_bytes_and_rate() {
+        let line = running_line("x", 10 << 20, 0, Duration::from_secs(2));
+        assert_eq!(line, "x: 10.0 MiB, 5.0 MiB/s");
+        let line = running_line("x", 1 << 20, 4 << 20, Duration::from_secs(1));
+        assert_eq!(line, "x: 1.0 MiB of 4.0 MiB (25%), 1.0 MiB/s");
     }
 
     #[test]

@@ -197,6 +197,38 @@ fn tty_progress_draws_bars_and_keeps_warnings_and_summary_whole() {
 }
 
 #[test]
+fn tty_progress_shows_packing_as_bytes_read_of_the_total_with_a_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tmp.path().join("tree")).unwrap();
+    // Enough content that packing outlasts a few redraws of the bar.
+    for i in 0..4 {
+        fs::write(
+            tmp.path().join(format!("tree/f{i}")),
+            pseudo_random(8 << 20, i),
+        )
+        .unwrap();
+    }
+    let output = regcache(tmp.path())
+        .env("COLUMNS", "160")
+        .args(["--progress", "tty", "save"])
+        .args(["--cache-to", &local_to(&tmp.path().join("c")), "tree"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stderr = stderr_of(&output);
+    // A drawn pack bar: bytes read of the bytes to read, and a rate.
+    let drawn = stderr.split(['\r', '\n']).find(|line| {
+        line.contains("tree: pack (zstd)") && line.contains("/32.00 MiB") && line.contains("/s")
+    });
+    assert!(drawn.is_some(), "no pack bar with a total in {stderr:?}");
+    // And the line it leaves: what was read and what came of it.
+    assert!(
+        stderr.contains("tree: pack (zstd): 32.0 MiB read; full: 4 files -> "),
+        "{stderr:?}"
+    );
+}
+
+#[test]
 fn the_summary_names_hits_misses_and_where_each_came_from() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = saved_tree(tmp.path());
@@ -313,6 +345,43 @@ fn metadata_file_for_save_has_one_object_per_target_in_order() {
     // Written by rename: no temporary file is left beside it.
     let left: Vec<_> = fs::read_dir(&meta_dir).unwrap().collect();
     assert_eq!(left.len(), 1);
+}
+
+#[test]
+fn metadata_file_for_save_records_each_base_read_or_missed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = saved_tree(tmp.path());
+    let missing = tmp.path().join("missing");
+    let meta = tmp.path().join("meta.json");
+    let output = regcache(tmp.path())
+        .args(["save", "--cache-from", &local_from(&missing)])
+        .args(["--cache-from", &local_from(&cache)])
+        .args(["--cache-to", &local_to(&tmp.path().join("copy")), "tree"])
+        .arg("--metadata-file")
+        .arg(&meta)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    // A missing base is a warning, as a missing cache is for restore.
+    assert!(
+        stderr_of(&output)
+            .lines()
+            .any(|l| l.starts_with("warning: cache ")
+                && l.contains("missing")
+                && l.ends_with("going on without it as a base")),
+        "{}",
+        stderr_of(&output)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let bases = m["cache_from"].as_array().unwrap();
+    assert_eq!(bases.len(), 2, "{m}");
+    assert_eq!(bases[0]["src"], missing.to_str().unwrap());
+    assert_eq!(bases[0]["status"], "missed");
+    assert!(bases[0]["reason"].is_string(), "{m}");
+    assert_eq!(bases[1]["src"], cache.to_str().unwrap());
+    assert_eq!(bases[1]["status"], "loaded");
+    // The loaded base served: the unchanged tree was not packed again.
+    assert_eq!(m["paths"][0]["saved"]["plan"], "unchanged", "{m}");
 }
 
 #[test]

@@ -236,6 +236,10 @@ fn run_save_and_copy_take_patterns_too() {
         .success();
     let meta: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
     assert_eq!(meta["paths"][0]["saved"]["plan"], "unchanged", "{meta}");
+    assert_eq!(
+        meta["cache_from"][0]["matched"],
+        format!("{host}/app:cache-main-w")
+    );
 
     // copy --cache-from: the newest is what is copied.
     let copy_dir = tmp.path().join("copy");

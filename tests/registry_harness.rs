@@ -11,7 +11,7 @@ fn get_v2(url: &str, ca: Option<&std::path::Path>, auth: bool) -> u16 {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let mut builder = reqwest::Client::builder();
+        let mut builder = common::http_client();
         if let Some(ca) = ca {
             let pem = std::fs::read(ca).unwrap();
             builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());

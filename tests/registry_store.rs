@@ -47,7 +47,9 @@ async fn read_blob(store: &RegistryStore, desc: &Descriptor) -> Vec<u8> {
 /// Plain HTTP GET with one Accept header, as another client would.
 fn get(url: &str, accept: &str) -> (u16, Option<String>, Option<String>, Vec<u8>) {
     runtime().block_on(async {
-        let response = reqwest::Client::new()
+        let response = common::http_client()
+            .build()
+            .unwrap()
             .get(url)
             .header("Accept", accept)
             .send()

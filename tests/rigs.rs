@@ -18,7 +18,7 @@ fn digest_of(bytes: &[u8]) -> String {
 }
 
 fn client() -> Client {
-    Client::builder()
+    common::http_client()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()
@@ -754,7 +754,7 @@ async fn redirected_blob_downloads_show_whether_credentials_leaked() {
     assert!(!host.saw_authorization());
 
     // reqwest's own redirect handling drops Authorization across hosts.
-    let following = Client::new();
+    let following = common::http_client().build().unwrap();
     let response = following.get(&url).bearer_auth(&pull).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(&response.bytes().await.unwrap()[..], &blob[..]);

@@ -26,7 +26,8 @@ use std::sync::atomic::AtomicBool;
 use super::codec::IO_BUFFER;
 use super::filelist::{FileListReader, FileListWriter, FileRecord, same_metadata, tar_order};
 use super::pack::{
-    FileListBlob, PackError, PackOptions, PackedEntry, PackedLayer, SaveCounts, Worker, spool_file,
+    FileListBlob, PackError, PackHooks, PackOptions, PackedEntry, PackedLayer, SaveCounts, Worker,
+    spool_file,
 };
 use super::plan::{ChainShape, EntryPlan, delta_budget, plan_delta};
 use super::reuse::BaseEntry;
@@ -42,6 +43,7 @@ pub fn pack_delta(
     spool: &Path,
     opts: &PackOptions,
     base: &BaseEntry,
+    hooks: PackHooks<'_>,
 ) -> Result<Option<PackedEntry>, PackError> {
     let full = base.layers.len().saturating_sub(base.deltas);
     if full == 0 {
@@ -68,8 +70,8 @@ pub fn pack_delta(
         path: draft_path.to_path_buf(),
         source,
     };
-    let draft =
-        FileListWriter::new(BufWriter::with_capacity(IO_BUFFER, draft_file)).map_err(draft_err)?;
+    let draft = FileListWriter::scratch(BufWriter::with_capacity(IO_BUFFER, draft_file))
+        .map_err(draft_err)?;
     let mut join = Join {
         base: reader,
         next: None,
@@ -142,9 +144,9 @@ pub fn pack_delta(
         let part = Part {
             index: delta_index as usize,
             items: delta,
-            last: true,
         };
-        let mut worker = Worker::new(root, spool, opts, opts.jobs.max(1));
+        hooks.progress.grow(part.content_bytes());
+        let mut worker = Worker::new(root, spool, opts, hooks.progress);
         let finished = worker.pack(part, &AtomicBool::new(false))?;
         let blob = match finished.file {
             Some(file) => file.keep().map_err(|e| PackError::Spool {
@@ -457,7 +459,7 @@ mod tests {
         fs::remove_dir_all(root.join("was-dir")).unwrap();
         symlink("keep", root.join("was-dir")).unwrap();
         pin_all(&root);
-        let second = pack_delta(&root, &spool, &opts(), &base_of(&first))
+        let second = pack_delta(&root, &spool, &opts(), &base_of(&first), PackHooks::NONE)
             .unwrap()
             .expect("a small change is a delta");
         assert_eq!(second.deltas, 1);
@@ -497,7 +499,7 @@ mod tests {
         );
 
         // Nothing changed since: no new layer, the same list.
-        let third = pack_delta(&root, &spool, &opts(), &base_of(&second))
+        let third = pack_delta(&root, &spool, &opts(), &base_of(&second), PackHooks::NONE)
             .unwrap()
             .unwrap();
         let digests = |e: &PackedEntry| {

@@ -146,9 +146,22 @@ pub struct FileListWriter<W: Write> {
     line: Vec<u8>,
 }
 
+/// zstd level of a scratch list (a delta save's draft, read back once and
+/// thrown away): its size hardly matters, its compression time does.
+const SCRATCH_LEVEL: i32 = -5;
+
 impl<W: Write> FileListWriter<W> {
     pub fn new(out: W) -> io::Result<Self> {
-        let mut encoder = zstd::Encoder::new(out, LEVEL)?;
+        FileListWriter::with_level(out, LEVEL)
+    }
+
+    /// A list only this process reads back, written at a fast level.
+    pub fn scratch(out: W) -> io::Result<Self> {
+        FileListWriter::with_level(out, SCRATCH_LEVEL)
+    }
+
+    fn with_level(out: W, level: i32) -> io::Result<Self> {
+        let mut encoder = zstd::Encoder::new(out, level)?;
         encoder.include_checksum(true)?;
         Ok(FileListWriter {
             encoder,

@@ -35,8 +35,8 @@ mod walk;
 
 pub use estargz::{EstargzInfo, tar_to_estargz};
 pub use pack::{
-    DEFAULT_PART_SIZE, EntryStats, FileListBlob, PackError, PackOptions, PackedEntry, PackedLayer,
-    pack_dir, pack_dir_with_base,
+    DEFAULT_PART_SIZE, EntryStats, FileListBlob, PackError, PackHooks, PackOptions, PackedEntry,
+    PackedLayer, pack_dir, pack_dir_with_base,
 };
 pub use reuse::BaseEntry;
 pub use unpack::{EntryRestorer, LayerSource, UnpackError};

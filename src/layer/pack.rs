@@ -13,6 +13,7 @@ use std::sync::{Mutex, mpsc};
 
 use crate::compression::Compression;
 use crate::digest::{Digest, Hasher, HashingWriter};
+use crate::progress::{BlobProgress, NoProgress};
 
 use super::codec::{IO_BUFFER, compress_writer_with_workers};
 use super::estargz::{EntryMeta, EntryType, EstargzWriter};
@@ -176,10 +177,33 @@ pub enum PackError {
     },
 }
 
+/// What the caller of a pack hears while it runs.
+#[derive(Clone, Copy)]
+pub struct PackHooks<'a> {
+    /// File content to read: its total grows as the walk hands parts to
+    /// the workers (parts reused from the base are never read, so they
+    /// never count), and it advances as the workers read.
+    pub progress: &'a dyn BlobProgress,
+    /// Each freshly packed layer, in any order, as soon as its blob is
+    /// complete, so it can be uploaded while later parts still compress.
+    /// The blob stays at that path until the pack returns and after.
+    pub on_layer: &'a (dyn Fn(&Path, &PackedLayer) + Sync),
+}
+
+fn ignore_layer(_: &Path, _: &PackedLayer) {}
+
+impl PackHooks<'static> {
+    /// Nobody listens.
+    pub const NONE: PackHooks<'static> = PackHooks {
+        progress: &NoProgress,
+        on_layer: &ignore_layer,
+    };
+}
+
 /// Packs the tree under `root` (a directory, or a symlink to one) into
 /// layer blobs in `spool`. On error no blob is left behind.
 pub fn pack_dir(root: &Path, spool: &Path, opts: &PackOptions) -> Result<PackedEntry, PackError> {
-    pack_dir_with_base(root, spool, opts, None)
+    pack_dir_with_base(root, spool, opts, None, PackHooks::NONE)
 }
 
 /// A part's outcome: packed by a worker (its blob file) or reused from the
@@ -197,6 +221,7 @@ pub fn pack_dir_with_base(
     spool: &Path,
     opts: &PackOptions,
     base: Option<&BaseEntry>,
+    hooks: PackHooks<'_>,
 ) -> Result<PackedEntry, PackError> {
     let meta = std::fs::metadata(root).map_err(|source| PackError::Read {
         path: root.to_path_buf(),
@@ -222,7 +247,7 @@ pub fn pack_dir_with_base(
                 let done_tx = done_tx.clone();
                 let (part_rx, cancel) = (&part_rx, &cancel);
                 scope.spawn(move || {
-                    let mut worker = Worker::new(root, spool, opts, jobs);
+                    let mut worker = Worker::new(root, spool, opts, hooks.progress);
                     loop {
                         // A poisoned lock means another worker panicked; stop.
                         let next = match part_rx.lock() {
@@ -247,7 +272,8 @@ pub fn pack_dir_with_base(
         let reused_tx = done_tx.clone();
         drop(done_tx);
         let cancel_ref = &cancel;
-        let collector = scope.spawn(move || collect(done_rx, list_file, cancel_ref));
+        let collector =
+            scope.spawn(move || collect(done_rx, list_file, cancel_ref, hooks.on_layer));
         let walked = walk(root, opts.part_size, |part| {
             if cancel.load(Ordering::Relaxed) {
                 return false;
@@ -269,6 +295,7 @@ pub fn pack_dir_with_base(
                 };
                 return reused_tx.send((part.index, Ok(finished))).is_ok();
             }
+            hooks.progress.grow(part.content_bytes());
             part_tx.send(part).is_ok()
         });
         if walked.is_err() {
@@ -343,6 +370,7 @@ fn collect(
     done: mpsc::Receiver<(usize, Result<Finished, PackError>)>,
     list_file: tempfile::NamedTempFile,
     cancel: &AtomicBool,
+    on_layer: &(dyn Fn(&Path, &PackedLayer) + Sync),
 ) -> Result<Collected, PackError> {
     let (file, list_path) = list_file.into_parts();
     let list_err = |source: io::Error| PackError::FileList {
@@ -358,6 +386,9 @@ fn collect(
     for (index, result) in done {
         match result {
             Ok(finished) if first_error.is_none() => {
+                if let Some(file) = &finished.file {
+                    on_layer(file, &finished.layer);
+                }
                 waiting.insert(index, finished);
             }
             Ok(_) | Err(PackError::Cancelled) => {}
@@ -433,19 +464,24 @@ pub(crate) struct Worker<'a> {
     root: &'a Path,
     spool: &'a Path,
     opts: &'a PackOptions,
-    jobs: usize,
+    progress: &'a dyn BlobProgress,
     headers: HeaderEncoder,
     header_buf: Vec<u8>,
     read_buf: Vec<u8>,
 }
 
 impl<'a> Worker<'a> {
-    pub(crate) fn new(root: &'a Path, spool: &'a Path, opts: &'a PackOptions, jobs: usize) -> Self {
+    pub(crate) fn new(
+        root: &'a Path,
+        spool: &'a Path,
+        opts: &'a PackOptions,
+        progress: &'a dyn BlobProgress,
+    ) -> Self {
         Worker {
             root,
             spool,
             opts,
-            jobs,
+            progress,
             headers: HeaderEncoder::default(),
             header_buf: Vec::with_capacity(4 * 1024),
             read_buf: vec![0; IO_BUFFER],
@@ -496,13 +532,11 @@ impl<'a> Worker<'a> {
             source,
         };
 
-        // A tree that fits one part would otherwise compress on one core;
-        // zstd's output does not depend on its worker count, so this is safe.
-        let zstd_workers = if part.index == 0 && part.last {
-            self.jobs
-        } else {
-            1
-        };
+        // Every part may use every core: otherwise a tree of one part, or
+        // the last part of any tree, compresses on one core while the
+        // others idle. zstd's output does not depend on its worker count
+        // (from 1 up), so the layers stay the same whatever `jobs` is.
+        let zstd_workers = self.opts.jobs.max(1);
         let blob = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, file));
         let encoder =
             compress_writer_with_workers(blob, compression, self.opts.level, zstd_workers as u32)
@@ -709,6 +743,7 @@ impl<'a> Worker<'a> {
             hasher.update(&self.read_buf[..n]);
             tar.write_all(&self.read_buf[..n])
                 .map_err(ItemError::Write)?;
+            self.progress.advance(n as u64);
             left -= n as u64;
         }
         let mut probe = [0u8; 1];
@@ -764,7 +799,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f"), [7u8; 10]).unwrap();
         let opts = PackOptions::default();
-        let mut worker = Worker::new(dir.path(), dir.path(), &opts, 1);
+        let mut worker = Worker::new(dir.path(), dir.path(), &opts, &NoProgress);
 
         let shrunk = copy_error(&mut worker, 20).to_string();
         assert!(

@@ -58,8 +58,19 @@ pub struct Item {
 pub struct Part {
     pub index: usize,
     pub items: Vec<Item>,
-    /// No other part follows (known only when the walk ended inside it).
-    pub last: bool,
+}
+
+impl Part {
+    /// The file content this part holds: what packing it reads.
+    pub fn content_bytes(&self) -> u64 {
+        self.items
+            .iter()
+            .map(|item| match item.kind {
+                ItemKind::File { size } => size,
+                _ => 0,
+            })
+            .sum()
+    }
 }
 
 /// What one item adds to a tar: PAX header and data, ustar header, content.
@@ -113,7 +124,7 @@ pub fn walk(
                     .cut_after(&item.path, walker.part_bytes, tar_cost(item))
             });
         if cut {
-            let part = walker.take_part(false);
+            let part = walker.take_part();
             if !emit(part) {
                 return Ok(walker.stats);
             }
@@ -122,7 +133,7 @@ pub fn walk(
     if !walker.items.is_empty() || walker.index == 0 {
         // An empty tree still becomes one (empty) layer, so every entry has
         // a layer for its record to point at.
-        let part = walker.take_part(true);
+        let part = walker.take_part();
         emit(part);
     }
     walker.summarise_temporaries();
@@ -213,11 +224,10 @@ impl Walker<'_> {
         }
     }
 
-    fn take_part(&mut self, last: bool) -> Part {
+    fn take_part(&mut self) -> Part {
         let part = Part {
             index: self.index,
             items: std::mem::take(&mut self.items),
-            last,
         };
         self.index += 1;
         self.part_bytes = 0;
@@ -363,7 +373,6 @@ mod tests {
         );
         assert_eq!((stats.files, stats.dirs), (4, 4));
         assert_eq!(parts.len(), 1);
-        assert!(parts[0].last);
     }
 
     #[test]
@@ -419,8 +428,6 @@ mod tests {
             parts.iter().map(|p| p.index).collect::<Vec<_>>(),
             (0..parts.len()).collect::<Vec<_>>()
         );
-        assert!(!parts[0].last);
-        assert!(parts[parts.len() - 1].last);
 
         let empty = tempfile::tempdir().unwrap();
         let (parts, _) = collect(empty.path(), 1024);

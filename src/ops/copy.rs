@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::import::{self, ImportOutcome, LoadedCache};
 use super::restore::{RestoreReport, SourceReport};
 use super::save::{MountSource, SaveReport, TargetReport};
-use super::transfer::{Content, Spool, Upload, place_all};
+use super::transfer::{Content, EarlyUploads, Placement, Spool, Upload, place_all};
 use super::{OpsError, blocking};
 use crate::compression::Compression;
 use crate::digest::{Digest, HashingWriter, VerifyingReader};
@@ -54,6 +54,7 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
             mount_sources: Vec::new(),
         },
         targets: SaveReport {
+            bases: Vec::new(),
             entries: Vec::new(),
             skipped: Vec::new(),
             cache_to: Vec::new(),
@@ -191,11 +192,13 @@ impl TargetJob<'_> {
                 })
                 .collect::<Vec<_>>();
             let uploads = dedup_uploads(uploads);
+            let placement = Placement::for_target(self.store, mount_sources).await;
             place_all(
                 self.store,
                 uploads,
                 &source.raw,
-                mount_sources,
+                &placement,
+                &EarlyUploads::new(),
                 self.progress,
                 self.jobs,
                 &mut report,
@@ -254,11 +257,13 @@ impl TargetJob<'_> {
             });
         }
         let uploads = dedup_uploads(uploads);
+        let placement = Placement::for_target(self.store, mount_sources).await;
         place_all(
             self.store,
             uploads,
             &assembled.manifest,
-            mount_sources,
+            &placement,
+            &EarlyUploads::new(),
             self.progress,
             self.jobs,
             &mut report,

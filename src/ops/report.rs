@@ -337,7 +337,13 @@ impl<'a> Outcome<'a> {
         let (kind, key, location) = import_location(spec);
         obj.insert("type".into(), kind.into());
         obj.insert(key.into(), location.into());
-        let source = self.restore.and_then(|r| r.sources.get(index));
+        // A save reads its --cache-from as bases; a restore (or run) as
+        // caches to restore from, which run's save then reuses as bases.
+        let source = match (self.restore, &self.save) {
+            (Some(restore), _) => restore.sources.get(index),
+            (None, SaveState::Done(save)) => save.bases.get(index),
+            (None, _) => None,
+        };
         let (status, reason) = match source {
             None => ("not-read", Value::Null),
             Some(s) if s.loaded => ("loaded", Value::Null),

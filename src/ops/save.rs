@@ -9,10 +9,13 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 
 use super::import::LoadedCache;
-use super::save_base::{find_base, load_bases};
+use super::restore::SourceReport;
+use super::save_base::{Bases, find_base, load_bases};
 use super::spool::{self, SpoolDir};
 pub use super::transfer::MountSource;
-use super::transfer::{Content, Spool, Upload, place_all};
+use super::transfer::{
+    Content, EarlyUploads, PackedBlob, Placement, Spool, Upload, place_all, upload_early,
+};
 use super::{OpsError, blocking, entry_path};
 use crate::digest::Digest;
 use crate::image::build::{
@@ -23,8 +26,10 @@ use crate::image::{Descriptor, Form};
 use crate::layer::delta::pack_delta;
 use crate::layer::pack::SaveCounts;
 use crate::layer::plan::EntryPlan;
-use crate::layer::{EntryStats, PackOptions, PackedEntry, pack_dir_with_base};
-use crate::progress::{Progress, human_bytes};
+use crate::layer::{
+    EntryStats, PackHooks, PackOptions, PackedEntry, PackedLayer, pack_dir_with_base,
+};
+use crate::progress::{BlobProgress, Progress, human_bytes};
 use crate::spec::{CacheFrom, CacheTo, Mode};
 use crate::store::{self, CacheStore, StoreOptions};
 
@@ -54,6 +59,9 @@ pub struct SaveOptions {
 pub struct SaveReport {
     pub entries: Vec<SavedEntry>,
     pub skipped: Vec<SkippedPath>,
+    /// One per `--cache-from` (the bases), in the order given; empty when
+    /// there was nothing to save and no base was read.
+    pub bases: Vec<SourceReport>,
     /// One per `--cache-to`, in the order given; empty when there was
     /// nothing to save and no target was touched.
     pub cache_to: Vec<TargetReport>,
@@ -131,6 +139,8 @@ struct PackedSet {
     /// The caches reused layers come from, and for each entry which one.
     bases: Vec<LoadedCache>,
     entry_base: Vec<Option<usize>>,
+    /// Layers the first target of the group received while packing went on.
+    early: EarlyUploads,
     /// Keeps the spooled blobs alive until every target has them.
     _spool: SpoolDir,
 }
@@ -140,6 +150,7 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
     let mut report = SaveReport {
         entries: Vec::new(),
         skipped,
+        bases: Vec::new(),
         cache_to: Vec::new(),
     };
     if sources.is_empty() {
@@ -202,7 +213,14 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
     for members in groups.values() {
         let first = &options.cache_to[members[0]];
         let spool_parent = stores[members[0]].as_ref().and_then(|s| s.spool_dir());
-        let bases = load_bases(&options.cache_from, first, &options.store).await;
+        let Bases {
+            caches: bases,
+            sources: base_reports,
+            target_holds,
+        } = load_bases(&options.cache_from, first, &options.store).await;
+        if report.bases.is_empty() {
+            report.bases = base_reports;
+        }
         // A registry base's layers are mounted into another repository of
         // the same registry rather than downloaded and sent again.
         for base in &bases {
@@ -214,7 +232,13 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
                 });
             }
         }
-        let packed = pack_all(&sources, first, spool_parent, bases, &options).await?;
+        // The group's first target receives each layer as soon as it is
+        // packed, so that its upload overlaps the packing of the rest.
+        let early_store = stores[members[0]].as_deref();
+        let mut early_placement =
+            early_store.map(|store| Placement::with_known(store, target_holds, &mount_sources));
+        let early = early_store.zip(early_placement.as_ref());
+        let packed = pack_all(&sources, first, spool_parent, bases, early, &options).await?;
         if report.entries.is_empty() {
             report.entries = packed
                 .entries
@@ -236,6 +260,13 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
             };
             let spec = &options.cache_to[i];
             let started = Instant::now();
+            let (placement, early) = match early_placement.take() {
+                Some(placement) if i == members[0] => (placement, &packed.early),
+                _ => (
+                    Placement::for_target(store, &mount_sources).await,
+                    &EarlyUploads::new(),
+                ),
+            };
             let outcome = export(
                 &packed,
                 spec,
@@ -243,7 +274,7 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
                 &created_at,
                 options.progress.as_ref(),
                 options.jobs,
-                &mount_sources,
+                (&placement, early),
             )
             .await;
             // Once a registry target holds the layers, the next targets in
@@ -341,6 +372,7 @@ async fn pack_all(
     spec: &CacheTo,
     spool_parent: Option<PathBuf>,
     bases: Vec<LoadedCache>,
+    early_target: Option<(&dyn CacheStore, &Placement)>,
     options: &SaveOptions,
 ) -> Result<PackedSet, OpsError> {
     // Spooling beside the store makes storing a layer a rename; when that
@@ -368,6 +400,8 @@ async fn pack_all(
     });
     let mut entries = Vec::new();
     let mut entry_base = Vec::new();
+    let mut early = EarlyUploads::new();
+    let target = spec.target.location();
     for (name, root) in sources {
         let root = root.clone();
         let spool_dir = spool.path().to_path_buf();
@@ -375,30 +409,63 @@ async fn pack_all(
         let base = find_base(&bases, name, spec.params.compression, &spool_dir).await;
         entry_base.push(base.as_ref().map(|b| b.base));
         let started = Instant::now();
-        let progress = options.progress.blob(
-            &format!("{name}: pack ({})", spec.params.compression.name()),
-            0,
-        );
+        let progress: Arc<dyn BlobProgress> = Arc::from(options.progress.work(&format!(
+            "{name}: pack ({})",
+            spec.params.compression.name()
+        )));
+        let (announce, announced) = tokio::sync::mpsc::unbounded_channel::<PackedBlob>();
+        let on_layer = {
+            let (name, target) = (name.clone(), target.clone());
+            move |file: &Path, layer: &PackedLayer| {
+                // The receiver is gone only when there is no early target.
+                let _ = announce.send(PackedBlob {
+                    label: layer_label(&name, &layer.digest, &target),
+                    desc: Descriptor::new(String::new(), layer.digest.clone(), layer.size),
+                    file: file.to_path_buf(),
+                });
+            }
+        };
         // mode=max keeps the chain and adds what changed as one delta
         // layer, unless the chain is due for squashing: then, as in
         // mode=min, fresh full layers (unchanged parts still reused).
         let keep_chain = spec.params.mode == Mode::Max;
-        let packed = match blocking(move || {
+        let pack_progress = Arc::clone(&progress);
+        let pack = blocking(move || {
+            let hooks = PackHooks {
+                progress: &*pack_progress,
+                on_layer: &on_layer,
+            };
             let base = base.as_ref().map(|b| &b.entry);
             if keep_chain
                 && let Some(base) = base
-                && let Some(packed) = pack_delta(&root, &spool_dir, &opts, base)?
+                && let Some(packed) = pack_delta(&root, &spool_dir, &opts, base, hooks)?
             {
                 return Ok(packed);
             }
-            let mut packed = pack_dir_with_base(&root, &spool_dir, &opts, base)?;
+            let mut packed = pack_dir_with_base(&root, &spool_dir, &opts, base, hooks)?;
             if keep_chain && base.is_some() {
                 packed.plan = EntryPlan::Squash;
             }
             Ok(packed)
-        })
-        .await?
-        {
+        });
+        let uploads = async {
+            match early_target {
+                Some((store, placement)) => {
+                    upload_early(
+                        store,
+                        placement,
+                        announced,
+                        options.progress.as_ref(),
+                        options.jobs,
+                    )
+                    .await
+                }
+                None => EarlyUploads::new(),
+            }
+        };
+        let (packed, uploaded) = tokio::join!(pack, uploads);
+        early.extend(uploaded);
+        let packed = match packed? {
             Ok(packed) => packed,
             Err(source) => {
                 progress.finish("failed");
@@ -410,12 +477,19 @@ async fn pack_all(
         };
         let compressed: u64 = packed.layers.iter().map(|l| l.size).sum();
         let reused = packed.reused_layers();
+        // The bar counted the bytes read (none for an unchanged tree).
+        let read = if packed.counts.read_bytes > 0 {
+            "read; "
+        } else {
+            ""
+        };
         progress.finish(&format!(
-            "{} files, {} -> {} in {} layer(s), {reused} unchanged",
+            "{read}{}: {} files -> {} in {} layer{}, {reused} reused",
+            packed.plan.name(),
             packed.stats.files,
-            human_bytes(packed.stats.bytes),
             human_bytes(compressed),
-            packed.layers.len()
+            packed.layers.len(),
+            if packed.layers.len() == 1 { "" } else { "s" },
         ));
         let counts = &packed.counts;
         tracing::info!(
@@ -436,6 +510,7 @@ async fn pack_all(
         entries,
         bases,
         entry_base,
+        early,
         _spool: spool,
     })
 }
@@ -450,7 +525,7 @@ async fn export(
     created_at: &str,
     progress: &dyn Progress,
     jobs: usize,
-    mount_sources: &[MountSource],
+    (placement, early): (&Placement, &EarlyUploads),
 ) -> Result<TargetReport, OpsError> {
     let params = &spec.params;
     let target = spec.target.location();
@@ -538,7 +613,7 @@ async fn export(
                 }
             };
             uploads.push(Upload {
-                label: format!("{name}: layer {} -> {target}", layer.digest.short()),
+                label: layer_label(name, &layer.digest, &target),
                 desc: Descriptor::new(String::new(), layer.digest.clone(), layer.size),
                 content,
             });
@@ -572,13 +647,19 @@ async fn export(
         store,
         uploads,
         &built.manifest,
-        mount_sources,
+        placement,
+        early,
         progress,
         jobs,
         &mut report,
     )
     .await?;
     Ok(report)
+}
+
+/// How progress names a layer going to a target, early or not.
+fn layer_label(entry: &str, digest: &Digest, target: &str) -> String {
+    format!("{entry}: layer {} -> {target}", digest.short())
 }
 
 #[cfg(test)]
@@ -676,7 +757,7 @@ mod tests {
             mount_sources: Vec::new(),
         };
         let sources = vec![("tree".to_string(), tree)];
-        let set = pack_all(&sources, &spec, None, Vec::new(), &options)
+        let set = pack_all(&sources, &spec, None, Vec::new(), None, &options)
             .await
             .unwrap();
         assert!(set.entries[0].1.layers.len() >= 4, "too few layers to test");
@@ -688,9 +769,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (set, spec, options) = packed(dir.path()).await;
         let store = SlowStore::default();
-        let report = export(&set, &spec, &store, "t", &NoProgress, options.jobs, &[])
-            .await
-            .unwrap();
+        let placement = Placement::for_target(&store, &[]).await;
+        let early = EarlyUploads::new();
+        let report = export(
+            &set,
+            &spec,
+            &store,
+            "t",
+            &NoProgress,
+            options.jobs,
+            (&placement, &early),
+        )
+        .await
+        .unwrap();
         // The layers, the state list, the config and the entries list.
         let blobs = set.entries[0].1.layers.len() + 3;
         assert_eq!(report.uploaded_blobs, blobs);
@@ -706,8 +797,132 @@ mod tests {
             fail_blob: Some(1),
             ..SlowStore::default()
         };
-        let result = export(&set, &spec, &store, "t", &NoProgress, options.jobs, &[]).await;
+        let placement = Placement::for_target(&store, &[]).await;
+        let early = EarlyUploads::new();
+        let result = export(
+            &set,
+            &spec,
+            &store,
+            "t",
+            &NoProgress,
+            options.jobs,
+            (&placement, &early),
+        )
+        .await;
         assert!(result.is_err());
         assert_eq!(*store.manifest_after.lock().unwrap(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_first_target_gets_every_packed_layer_during_the_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, spec, options) = packed(dir.path()).await;
+        let store = SlowStore::default();
+        let placement = Placement::for_target(&store, &[]).await;
+        let sources = vec![("tree".to_string(), dir.path().join("tree"))];
+        let set = pack_all(
+            &sources,
+            &spec,
+            None,
+            Vec::new(),
+            Some((&store, &placement)),
+            &options,
+        )
+        .await
+        .unwrap();
+        let layers = &set.entries[0].1.layers;
+        // Every layer is in place before the export starts...
+        assert_eq!(store.blobs.load(Ordering::SeqCst), layers.len());
+        for layer in layers {
+            assert!(set.early.contains_key(&layer.digest), "{}", layer.digest);
+        }
+        let report = export(
+            &set,
+            &spec,
+            &store,
+            "t",
+            &NoProgress,
+            options.jobs,
+            (&placement, &set.early),
+        )
+        .await
+        .unwrap();
+        // ...so the export sends only the state list, config and entries
+        // list, yet reports every blob this save sent.
+        assert_eq!(store.blobs.load(Ordering::SeqCst), layers.len() + 3);
+        assert_eq!(report.uploaded_blobs, layers.len() + 3);
+        assert_eq!(report.reused_blobs, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_announced_layer_is_uploaded_before_the_packer_hangs_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("blob");
+        std::fs::write(&file, b"layer").unwrap();
+        let store = SlowStore::default();
+        let placement = Placement::for_target(&store, &[]).await;
+        let (announce, announced) = tokio::sync::mpsc::unbounded_channel();
+        let digest = Digest::of(b"layer");
+        announce
+            .send(PackedBlob {
+                label: "layer".into(),
+                desc: Descriptor::new(String::new(), digest.clone(), 5),
+                file,
+            })
+            .unwrap();
+        let uploader = upload_early(&store, &placement, announced, &NoProgress, 2);
+        let watcher = async {
+            // The sender is still open: the upload must not wait for it.
+            while store.blobs.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            drop(announce);
+        };
+        let (early, ()) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(uploader, watcher)
+        })
+        .await
+        .expect("the upload waited for the packer to finish");
+        assert_eq!(
+            early.get(&digest),
+            Some(&crate::ops::transfer::Uploaded::Written(5))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_early_upload_is_sent_again_at_export() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, spec, options) = packed(dir.path()).await;
+        let store = SlowStore {
+            fail_blob: Some(0),
+            ..SlowStore::default()
+        };
+        let placement = Placement::for_target(&store, &[]).await;
+        let sources = vec![("tree".to_string(), dir.path().join("tree"))];
+        let set = pack_all(
+            &sources,
+            &spec,
+            None,
+            Vec::new(),
+            Some((&store, &placement)),
+            &options,
+        )
+        .await
+        .unwrap();
+        let layers = set.entries[0].1.layers.len();
+        assert_eq!(set.early.len(), layers - 1);
+        let report = export(
+            &set,
+            &spec,
+            &store,
+            "t",
+            &NoProgress,
+            options.jobs,
+            (&placement, &set.early),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.uploaded_blobs, layers + 3);
+        assert_eq!(*store.manifest_after.lock().unwrap(), Some(layers + 4));
     }
 }

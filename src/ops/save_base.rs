@@ -8,9 +8,11 @@
 //! being written. Anything else about a base (missing, unreadable, corrupt)
 //! only means a full save, with a debug or warning line.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use super::import::{self, LoadedCache};
+use super::restore::SourceReport;
 use super::transfer::fetch_verified;
 use crate::compression::Compression;
 use crate::digest::Digest;
@@ -24,22 +26,49 @@ use crate::layer::{BaseEntry, PackedLayer};
 use crate::spec::{CacheFrom, CacheTo};
 use crate::store::{self, StoreOptions};
 
-/// The caches that may serve as a base, in order of preference.
+/// What a save found to compare with.
+pub(crate) struct Bases {
+    /// The caches that may serve as a base, in order of preference.
+    pub caches: Vec<LoadedCache>,
+    /// One per `--cache-from`, in order: read, or missed and why.
+    pub sources: Vec<SourceReport>,
+    /// The blobs the first target holds now (what its current cache names).
+    pub target_holds: HashSet<Digest>,
+}
+
 pub(crate) async fn load_bases(
     cache_from: &[CacheFrom],
     first_target: &CacheTo,
     options: &StoreOptions,
-) -> Vec<LoadedCache> {
-    let mut bases = Vec::new();
+) -> Bases {
+    let mut caches = Vec::new();
+    let mut sources = Vec::new();
+    let mut target_holds = HashSet::new();
     for spec in cache_from {
-        match import::load(spec, options).await {
-            Ok(loaded) => bases.push(loaded),
-            Err(reason) => tracing::debug!("base {}: {reason}", spec.location()),
-        }
+        let (loaded, matched, reason) = match import::load(spec, options).await {
+            Ok(loaded) => {
+                let matched = loaded.matched.clone();
+                caches.push(loaded);
+                (true, Some(matched), None)
+            }
+            Err(reason) => {
+                tracing::debug!("base {}: {reason}", spec.location());
+                (false, None, Some(reason.to_string()))
+            }
+        };
+        sources.push(SourceReport {
+            source: spec.location(),
+            loaded,
+            matched,
+            reason,
+        });
     }
     match store::open_export(first_target, options) {
         Ok(store) => match import::load_from(store).await {
-            Ok(loaded) => bases.push(loaded),
+            Ok(loaded) => {
+                target_holds.extend(loaded.image.descriptors().map(|d| d.digest.clone()));
+                caches.push(loaded);
+            }
             Err(reason) => tracing::debug!(
                 "base {}: {reason}; a full save",
                 first_target.target.location()
@@ -47,7 +76,11 @@ pub(crate) async fn load_bases(
         },
         Err(err) => tracing::debug!("base {}: {err}", first_target.target.location()),
     }
-    bases
+    Bases {
+        caches,
+        sources,
+        target_holds,
+    }
 }
 
 /// A base entry, with its state list fetched into `spool` (the file is

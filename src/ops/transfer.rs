@@ -36,11 +36,16 @@ pub(crate) enum Content<'a> {
     },
 }
 
-enum Uploaded {
+/// How a blob got into a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Uploaded {
     Written(u64),
     Reused,
     Mounted,
 }
+
+/// Blobs placed in a target while the save was still packing, and how.
+pub(crate) type EarlyUploads = HashMap<Digest, Uploaded>;
 
 /// Blobs a repository of some registry is known to hold, so another
 /// repository of that registry can mount them instead of receiving their
@@ -53,18 +58,15 @@ pub struct MountSource {
 }
 
 /// What one target needs to place its blobs the cheapest way.
-pub(crate) struct Placement<'a> {
+pub(crate) struct Placement {
     /// Blobs the target's current manifest names: present without a HEAD.
     known: HashSet<Digest>,
     /// Other repositories of the same registry that hold some blobs.
-    mount_from: Vec<&'a MountSource>,
+    mount_from: Vec<MountSource>,
 }
 
-impl<'a> Placement<'a> {
-    pub(crate) async fn for_target(
-        store: &dyn CacheStore,
-        sources: &'a [MountSource],
-    ) -> Placement<'a> {
+impl Placement {
+    pub(crate) async fn for_target(store: &dyn CacheStore, sources: &[MountSource]) -> Placement {
         let mut known = HashSet::new();
         // The manifest the tag points at now names blobs the repository
         // surely holds (Distribution links them into it); anything wrong
@@ -74,10 +76,21 @@ impl<'a> Placement<'a> {
         {
             known.extend(image.descriptors().map(|d| d.digest.clone()));
         }
+        Placement::with_known(store, known, sources)
+    }
+
+    /// When the caller has already read the target's current manifest:
+    /// `known` is what it names.
+    pub(crate) fn with_known(
+        store: &dyn CacheStore,
+        known: HashSet<Digest>,
+        sources: &[MountSource],
+    ) -> Placement {
         let mount_from = match store.registry_repository() {
             Some((registry, repository)) => sources
                 .iter()
                 .filter(|s| s.registry == registry && s.repository != repository)
+                .cloned()
                 .collect(),
             None => Vec::new(),
         };
@@ -85,28 +98,82 @@ impl<'a> Placement<'a> {
     }
 }
 
+/// A freshly packed layer, ready to go to the target while the rest of the
+/// tree is still being packed.
+pub(crate) struct PackedBlob {
+    pub label: String,
+    pub desc: Descriptor,
+    pub file: std::path::PathBuf,
+}
+
+/// Uploads layers as the packer announces them (up to `jobs` at once),
+/// until the packer hangs up. A failure is not an error here: the blob is
+/// simply not in the result, and the export sends it again and reports
+/// what went wrong there.
+pub(crate) async fn upload_early(
+    store: &dyn CacheStore,
+    placement: &Placement,
+    blobs: tokio::sync::mpsc::UnboundedReceiver<PackedBlob>,
+    progress: &dyn Progress,
+    jobs: usize,
+) -> EarlyUploads {
+    let incoming = stream::unfold(blobs, |mut rx| async move {
+        rx.recv().await.map(|blob| (blob, rx))
+    });
+    incoming
+        .map(|blob| async move {
+            let upload = Upload {
+                label: blob.label,
+                desc: blob.desc,
+                content: Content::File(&blob.file),
+            };
+            let outcome = upload_one(store, &upload, placement, progress).await;
+            (upload.desc.digest, outcome)
+        })
+        .buffer_unordered(jobs.max(1))
+        .filter_map(|(digest, outcome)| async move {
+            match outcome {
+                Ok(done) => Some((digest, done)),
+                Err(err) => {
+                    tracing::debug!("early upload of {digest}: {err}; sent again at export");
+                    None
+                }
+            }
+        })
+        .collect()
+        .await
+}
+
 /// Sends every upload (up to `jobs` at once), counting what was written and
 /// reused into `report`, then the manifest — only once every blob is in
 /// place, so a failed export never moves the tag.
+/// Blobs in `early` are in place already and only counted.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn place_all(
     store: &dyn CacheStore,
     uploads: Vec<Upload<'_>>,
     manifest: &RawManifest,
-    mount_sources: &[MountSource],
+    placement: &Placement,
+    early: &EarlyUploads,
     progress: &dyn Progress,
     jobs: usize,
     report: &mut TargetReport,
 ) -> Result<(), OpsError> {
     let target = report.target.clone();
+    let (done, uploads): (Vec<_>, Vec<_>) = uploads
+        .into_iter()
+        .partition(|upload| early.contains_key(&upload.desc.digest));
+    let done = done
+        .iter()
+        .filter_map(|upload| early.get(&upload.desc.digest).copied());
     // The blobs are distinct, so their order does not matter; a failure
     // drops the uploads still running and the manifest is never written.
-    let placement = Placement::for_target(store, mount_sources).await;
-    let placement = &placement;
-    let outcomes: Vec<Uploaded> = stream::iter(uploads)
+    let mut outcomes: Vec<Uploaded> = stream::iter(uploads)
         .map(|upload| async move { upload_one(store, &upload, placement, progress).await })
         .buffer_unordered(jobs.max(1))
         .try_collect()
         .await?;
+    outcomes.extend(done);
     for outcome in outcomes {
         match outcome {
             Uploaded::Written(bytes) => {
@@ -142,7 +209,7 @@ pub(crate) async fn place_all(
 async fn upload_one(
     store: &dyn CacheStore,
     upload: &Upload<'_>,
-    placement: &Placement<'_>,
+    placement: &Placement,
     progress: &dyn Progress,
 ) -> Result<Uploaded, OpsError> {
     let blob = progress.blob(&upload.label, upload.desc.size);

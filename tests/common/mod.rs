@@ -175,3 +175,10 @@ pub fn json_of(output: &std::process::Output) -> serde_json::Value {
         )
     })
 }
+
+/// A reqwest client builder for tests that talk HTTP themselves, with the
+/// TLS provider regcache installs (reqwest is built without one).
+pub fn http_client() -> reqwest::ClientBuilder {
+    regcache::store::registry::transport::install_crypto_provider();
+    reqwest::Client::builder()
+}

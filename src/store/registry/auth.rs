@@ -773,6 +773,7 @@ mod tests {
     #[tokio::test]
     async fn token_requests_with_basic_credentials_and_identity_tokens() {
         let server = token_server().await;
+        crate::store::registry::transport::install_crypto_provider();
         let http = Client::new();
         let realm = format!("http://127.0.0.1:{}/token", server.port);
         let scopes = Scopes::mount("src/a", "dst/b");
