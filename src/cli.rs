@@ -33,7 +33,10 @@ regcache save --cache-to type=local,dest=/tmp/cache target\n  \
 regcache restore --cache-from type=local,src=/tmp/cache\n  \
 regcache run --cache-from type=local,src=/tmp/cache --cache-to type=local,dest=/tmp/cache \
 --path target -- cargo build\n  \
-regcache inspect type=local,src=/tmp/cache"
+regcache inspect type=local,src=/tmp/cache\n  \
+regcache ls ghcr.io/org/app\n\n\
+A --cache-from tag may end in * (ghcr.io/org/app:cache-main-*): the newest cache whose tag \
+starts with what precedes it is used, as actions/cache's restore-keys."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -183,6 +186,23 @@ regcache prune --keep 3 --exclude main type=local,dest=/cache/app\n  \
 regcache prune --blobs-only type=local,dest=/cache/app"
     )]
     Prune(PruneArgs),
+
+    /// List the caches a registry repository or local cache directory holds, newest first.
+    #[command(
+        long_about = "List every tag of a registry repository or local cache directory, newest \
+first: when each cache was made (its own createdAt, as prune reads it) and how long ago, its \
+total size (each blob once), its form (image-manifest, oci-index, docker-manifest-list), its \
+mode (min or max), whether regcache or BuildKit wrote it, and for regcache caches the paths \
+it holds. Tags that are not caches (an ordinary image) or cannot be read are listed as such.\n\n\
+The table goes to stdout, a summary to stderr; --json prints one object instead (docs/ls.md), \
+and --metadata-file writes the same object.",
+        after_help = "REPO: a repository (ghcr.io/org/app, type=registry,ref=ghcr.io/org/app) or a \
+local directory (type=local,src=DIR or type=local,dest=DIR), without a tag.\n\n\
+Examples:\n  \
+regcache ls ghcr.io/org/app\n  \
+regcache ls --json type=local,src=/cache/app"
+    )]
+    Ls(LsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -346,6 +366,17 @@ pub struct PruneArgs {
     /// The repository or directory to prune, without a tag.
     #[arg(value_name = "TARGET")]
     pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Print one JSON object instead of the table (see docs/ls.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// The repository or directory to list, without a tag.
+    #[arg(value_name = "REPO")]
+    pub repo: String,
 }
 
 /// `--older-than`: the duration, and how it was written.

@@ -17,21 +17,27 @@ use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
 use regcache::cli::{
-    Cli, Command, CopyArgs, InspectArgs, ProgressMode, PruneArgs, RestoreArgs, RunArgs, SaveArgs,
+    Cli, Command, CopyArgs, InspectArgs, LsArgs, ProgressMode, PruneArgs, RestoreArgs, RunArgs,
+    SaveArgs,
 };
 use regcache::ops::copy::{CopyOptions, copy};
+use regcache::ops::ls::{LsOptions, ls};
 use regcache::ops::plan::Plan;
-use regcache::ops::prune::{Policy, PruneOptions, PruneTarget, prune};
+use regcache::ops::prune::{Policy, PruneOptions, prune};
 use regcache::ops::report::{Outcome, SaveState, write_metadata};
 use regcache::ops::restore::{RestoreOptions, restore};
 use regcache::ops::run::{RunOptions, SaveOutcome, run as run_command};
 use regcache::ops::save::{SaveOptions, save};
+use regcache::ops::target::{TargetWords, parse_repo_target};
 use regcache::ops::{OpsError, inspect};
 use regcache::progress::{
     LogWriter, NoProgress, PlainProgress, Progress, TerminalProgress, printable,
 };
-use regcache::spec::{CacheFrom, CacheTo, ExportDefaults, parse_cache_from, parse_cache_to};
+use regcache::spec::{
+    CacheFrom, CacheTo, ExportDefaults, RepoTarget, parse_cache_from, parse_cache_to,
+};
 use regcache::store::StoreOptions;
+use regcache::store::registry::clients::RegistryClients;
 
 /// The average uncompressed bytes per layer (see `DEFAULT_PART_SIZE`).
 /// `REGCACHE_PART_SIZE` (bytes) overrides it: a test knob, so small trees
@@ -172,6 +178,9 @@ async fn dispatch(cli: Cli, mode: ProgressMode, color: bool) -> u8 {
         store: StoreOptions {
             insecure_registries: cli.insecure_registries.clone(),
             jobs,
+            // The one set of registry clients of this run: every store
+            // opened below shares its tokens and connections.
+            registry_clients: RegistryClients::new(),
         },
         progress: Arc::clone(&progress),
         metadata_file: cli.metadata_file.clone(),
@@ -185,6 +194,7 @@ async fn dispatch(cli: Cli, mode: ProgressMode, color: bool) -> u8 {
         Command::Run(args) => cmd_run(args, &ctx).await,
         Command::Inspect(args) => cmd_inspect(args, &ctx).await,
         Command::Prune(args) => cmd_prune(args, &ctx).await,
+        Command::Ls(args) => cmd_ls(args, &ctx).await,
     };
     // The bars leave the screen before the summary is printed under them.
     progress.clear();
@@ -601,11 +611,11 @@ async fn cmd_prune(args: PruneArgs, ctx: &Context) -> Finished {
         }
         .into();
     }
-    let target = match PruneTarget::parse(&args.target) {
+    let target = match parse_repo_target(&args.target, TargetWords::PRUNE) {
         Ok(target) => target,
         Err(err) => return err.into(),
     };
-    if args.blobs_only && matches!(target, PruneTarget::Registry { .. }) {
+    if args.blobs_only && matches!(target, RepoTarget::Registry { .. }) {
         return OpsError::Usage {
             message: "--blobs-only is for local directories".into(),
             hint: Some(
@@ -653,6 +663,45 @@ async fn cmd_prune(args: PruneArgs, ctx: &Context) -> Finished {
         // With --json the object says it all; stderr keeps notes only.
         summary: (!args.json && (error.is_none() || !report.tags.is_empty()))
             .then(|| report.summary()),
+        metadata: Some(json),
+        error,
+    }
+}
+
+async fn cmd_ls(args: LsArgs, ctx: &Context) -> Finished {
+    let target = match parse_repo_target(&args.repo, TargetWords::LS) {
+        Ok(target) => target,
+        Err(err) => return err.into(),
+    };
+    let report = match ls(&LsOptions {
+        target,
+        store: ctx.store.clone(),
+        now: std::time::SystemTime::now(),
+    })
+    .await
+    {
+        Ok(report) => report,
+        Err(err) => return err.into(),
+    };
+    let json = match serde_json::to_value(&report) {
+        Ok(json) => json,
+        Err(e) => return OpsError::Failed(format!("encoding the listing: {e}")).into(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &json)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln!(stdout))
+    } else {
+        write!(stdout, "{}", report.render_table())
+    };
+    drop(stdout);
+    let error = written
+        .err()
+        .map(|e| OpsError::Failed(format!("writing to stdout: {e}")));
+    Finished {
+        code: status_of(error.as_ref()),
+        summary: (!args.json).then(|| report.summary()),
         metadata: Some(json),
         error,
     }

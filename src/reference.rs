@@ -40,13 +40,53 @@ pub struct ReferenceError {
     pub value: String,
     /// What is wrong with it, naming the offending part.
     pub reason: String,
+    /// When the tag is what is wrong: the tag made valid (see
+    /// [`valid_tag`]), for a hint. A branch name is the usual culprit.
+    pub valid_tag: Option<String>,
+}
+
+/// A reference that failed to parse: why, and the tag made valid when the
+/// tag was at fault.
+struct Failure {
+    reason: String,
+    valid_tag: Option<String>,
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Failure {
+        Failure {
+            reason,
+            valid_tag: None,
+        }
+    }
+}
+
+/// `text` made a valid tag, as CI scripts make one of a branch name: every
+/// character but letters, digits, `_`, `.` and `-` becomes `-`, leading
+/// `.` and `-` go (a tag starts with a letter, digit or `_`), and it is cut
+/// at 128 characters. `None` when nothing is left.
+pub fn valid_tag(text: &str) -> Option<String> {
+    let replaced: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = replaced.trim_start_matches(['.', '-']);
+    let tag: String = trimmed.chars().take(TAG_MAX).collect();
+    (!tag.is_empty()).then_some(tag)
 }
 
 impl Reference {
     pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
-        parse(s).map_err(|reason| ReferenceError {
+        parse(s).map_err(|failure| ReferenceError {
             value: s.to_string(),
-            reason,
+            reason: failure.reason,
+            valid_tag: failure.valid_tag,
         })
     }
 
@@ -115,12 +155,14 @@ impl Serialize for Reference {
     }
 }
 
-fn parse(s: &str) -> Result<Reference, String> {
+fn parse(s: &str) -> Result<Reference, Failure> {
     if s.is_empty() {
-        return Err("the reference is empty".into());
+        return Err(String::from("the reference is empty").into());
     }
     if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("a 64-digit hex string is an image ID, not a repository name".into());
+        return Err(
+            String::from("a 64-digit hex string is an image ID, not a repository name").into(),
+        );
     }
     // Neither a name nor a tag may hold '@', so the first one starts the digest.
     let (name_and_tag, digest) = match s.split_once('@') {
@@ -139,12 +181,15 @@ fn parse(s: &str) -> Result<Reference, String> {
         None => (remainder, None),
     };
     if path.chars().any(|c| c.is_uppercase()) {
-        return Err(format!("repository name {path:?} must be lowercase"));
+        return Err(format!("repository name {path:?} must be lowercase").into());
     }
     check_registry(registry)?;
     check_path(path)?;
     if let Some(tag) = tag {
-        check_tag(tag)?;
+        check_tag(tag).map_err(|reason| Failure {
+            reason,
+            valid_tag: valid_tag(tag),
+        })?;
     }
     let repository = if registry == DOCKER_HUB && !path.contains('/') {
         format!("{OFFICIAL_PREFIX}{path}")
@@ -155,7 +200,8 @@ fn parse(s: &str) -> Result<Reference, String> {
     if name_len > NAME_MAX {
         return Err(format!(
             "the name {registry}/{repository} is {name_len} characters long, more than the {NAME_MAX} allowed"
-        ));
+        )
+        .into());
     }
     let tag = match (tag, &digest) {
         (Some(tag), _) => Some(tag.to_string()),
@@ -309,6 +355,25 @@ fn check_tag(tag: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_made_valid_as_ci_scripts_make_them() {
+        assert_eq!(
+            valid_tag("cache-feature/foo").as_deref(),
+            Some("cache-feature-foo")
+        );
+        assert_eq!(valid_tag("Fix #12: ü").as_deref(), Some("Fix--12---"));
+        assert_eq!(valid_tag(".-x").as_deref(), Some("x"));
+        assert_eq!(valid_tag("/").as_deref(), None);
+        assert_eq!(valid_tag(&"a".repeat(300)).map(|t| t.len()), Some(TAG_MAX));
+        for text in ["cache-feature/foo", "Fix #12: ü", ".-x", &"b/".repeat(100)] {
+            let tag = valid_tag(text).unwrap();
+            assert!(check_tag(&tag).is_ok(), "{text:?} made {tag:?}");
+        }
+        let err = Reference::parse("r.io/a:cache-feature/foo").unwrap_err();
+        assert_eq!(err.valid_tag.as_deref(), Some("cache-feature-foo"));
+        assert_eq!(Reference::parse("r.io/A:x").unwrap_err().valid_tag, None);
+    }
 
     const DIGEST: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 

@@ -205,6 +205,44 @@ pub enum ImportSource {
         tag: String,
         digest: Option<Digest>,
     },
+    /// A tag ending in `*` (`ref=…/app:cache-main-*`, `tag=cache-*`): the
+    /// newest cache in `repository` whose tag starts with `prefix`, as
+    /// actions/cache's `restore-keys`. buildx refuses `*` in a tag, so no
+    /// buildx spec means something else.
+    Pattern {
+        repository: RepoTarget,
+        prefix: String,
+    },
+}
+
+/// A whole registry repository or local cache directory: what `prune`
+/// and `ls` work on, and where a tag pattern is looked up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RepoTarget {
+    Registry {
+        /// Names the repository; its tag is not used.
+        repository: Reference,
+        insecure: bool,
+    },
+    Local {
+        dir: PathBuf,
+    },
+}
+
+impl RepoTarget {
+    /// `registry/repository`, or the directory.
+    pub fn location(&self) -> String {
+        match self {
+            RepoTarget::Registry { repository, .. } => repository.name(),
+            RepoTarget::Local { dir } => dir.display().to_string(),
+        }
+    }
+
+    /// `tag` in this repository as messages name it: a registry ref, or
+    /// `DIR:tag` as [`CacheFrom::location`] writes a local one.
+    pub fn tag_location(&self, tag: &str) -> String {
+        format!("{}:{tag}", self.location())
+    }
 }
 
 /// One `--cache-from` source.
@@ -300,10 +338,7 @@ pub fn parse_cache_from(value: &str) -> Result<Vec<CacheFrom>, SpecError> {
             .iter()
             .map(|raw| {
                 Ok(CacheFrom {
-                    source: ImportSource::Registry {
-                        reference: parser.reference(raw)?,
-                        insecure: false,
-                    },
+                    source: parser.registry_source(raw, false)?,
                 })
             })
             .collect(),
@@ -372,6 +407,9 @@ impl CacheFrom {
                 Some(digest) => format!("{}@{digest}", src.display()),
                 None => format!("{}:{tag}", src.display()),
             },
+            ImportSource::Pattern { repository, prefix } => {
+                repository.tag_location(&format!("{prefix}*"))
+            }
         }
     }
 
@@ -392,12 +430,32 @@ impl CacheFrom {
                 Some(tag.clone()),
                 digest.as_ref(),
             ),
+            ImportSource::Pattern { repository, prefix } => match repository {
+                RepoTarget::Registry { .. } => (
+                    Kind::Registry,
+                    REF,
+                    repository.tag_location(&format!("{prefix}*")),
+                    Some(format!("{prefix}*")),
+                    None,
+                ),
+                RepoTarget::Local { dir } => (
+                    Kind::Local,
+                    SRC,
+                    dir.to_string_lossy().into_owned(),
+                    Some(format!("{prefix}*")),
+                    None,
+                ),
+            },
         };
         let mut plan = Map::new();
         plan.insert("type".into(), kind.name().into());
         plan.insert(location_key.into(), location.into());
         plan.insert("tag".into(), tag.into());
         plan.insert("digest".into(), digest.map(Digest::to_string).into());
+        plan.insert(
+            "pattern".into(),
+            matches!(self.source, ImportSource::Pattern { .. }).into(),
+        );
         Value::Object(plan)
     }
 }
@@ -457,6 +515,22 @@ impl fmt::Display for CacheFrom {
                 if let Some(digest) = digest {
                     fields.push((DIGEST, digest.to_string().into()));
                 }
+            }
+            ImportSource::Pattern {
+                repository: RepoTarget::Registry { insecure, .. },
+                prefix: _,
+            } => {
+                fields.push((TYPE, "registry".into()));
+                fields.push((REF, self.location().into()));
+                fields.push((INSECURE, insecure.to_string().into()));
+            }
+            ImportSource::Pattern {
+                repository: RepoTarget::Local { dir },
+                prefix,
+            } => {
+                fields.push((TYPE, "local".into()));
+                fields.push((SRC, dir.to_string_lossy()));
+                fields.push((TAG, format!("{prefix}*").into()));
             }
         }
         write_csv(f, &fields)
@@ -825,10 +899,28 @@ impl Parser<'_> {
 
     fn cache_from(&self, kind: Kind, attrs: &Attrs) -> Result<CacheFrom, SpecError> {
         let source = match kind {
-            Kind::Registry => ImportSource::Registry {
-                reference: self.reference(self.required(kind, attrs, REF)?)?,
-                insecure: self.optional_bool(attrs, INSECURE, false)?,
-            },
+            Kind::Registry => self.registry_source(
+                self.required(kind, attrs, REF)?,
+                self.optional_bool(attrs, INSECURE, false)?,
+            )?,
+            Kind::Local if attrs.get(TAG).is_some_and(|t| t.contains('*')) => {
+                let raw = attrs.get(TAG).unwrap_or_default();
+                if attrs.get(DIGEST).is_some() {
+                    return Err(self.error(
+                        Some(DIGEST),
+                        format!("tag={raw} is a pattern and digest= pins one manifest; give one"),
+                        None,
+                    ));
+                }
+                ImportSource::Pattern {
+                    repository: RepoTarget::Local {
+                        dir: PathBuf::from(self.required(kind, attrs, SRC)?),
+                    },
+                    prefix: self.pattern_prefix(TAG, raw, |p| {
+                        p.is_empty() || is_oci_ref_name(&format!("{p}x"))
+                    })?,
+                }
+            }
             Kind::Local => ImportSource::Local {
                 src: PathBuf::from(self.required(kind, attrs, SRC)?),
                 tag: self.local_tag(attrs)?,
@@ -880,9 +972,14 @@ impl Parser<'_> {
     }
 
     fn reference(&self, raw: &str) -> Result<Reference, SpecError> {
+        if raw.contains('*') {
+            return Err(self.star_error(REF, raw));
+        }
         let reference = Reference::parse(raw).map_err(|e| {
             let lowercase = raw.to_lowercase();
-            let hint = if lowercase != raw && Reference::parse(&lowercase).is_ok() {
+            let hint = if let Some(valid) = &e.valid_tag {
+                valid_tag_hint(raw, valid)
+            } else if lowercase != raw && Reference::parse(&lowercase).is_ok() {
                 format!("did you mean {lowercase:?}? {REF_SHAPE}")
             } else {
                 REF_SHAPE.to_string()
@@ -908,12 +1005,96 @@ impl Parser<'_> {
         Ok(reference)
     }
 
+    /// A `--cache-from` registry ref: one cache, or with a tag ending in
+    /// `*` the newest cache whose tag starts with what comes before it.
+    fn registry_source(&self, raw: &str, insecure: bool) -> Result<ImportSource, SpecError> {
+        let Some(pattern) = raw.strip_suffix('*') else {
+            return Ok(ImportSource::Registry {
+                reference: self.reference(raw)?,
+                insecure,
+            });
+        };
+        let (name, Some(tag_prefix)) = split_tag(pattern) else {
+            return Err(self.star_error(REF, raw));
+        };
+        if name.contains(['*', '@']) || tag_prefix.contains('*') {
+            return Err(self.star_error(REF, raw));
+        }
+        let repository = self.reference(name)?;
+        let prefix = self.pattern_prefix(REF, &format!("{tag_prefix}*"), |p| {
+            p.is_empty() || Reference::parse(&format!("{name}:{p}x")).is_ok()
+        })?;
+        Ok(ImportSource::Pattern {
+            repository: RepoTarget::Registry {
+                repository,
+                insecure,
+            },
+            prefix,
+        })
+    }
+
+    /// The prefix of a tag pattern `raw` (`cache-main-*`): only a trailing
+    /// `*` is a pattern, and what precedes it must be able to start a tag.
+    fn pattern_prefix(
+        &self,
+        field: &str,
+        raw: &str,
+        starts_a_tag: impl Fn(&str) -> bool,
+    ) -> Result<String, SpecError> {
+        let Some(prefix) = raw.strip_suffix('*').filter(|p| !p.contains('*')) else {
+            return Err(self.star_error(field, raw));
+        };
+        if self.flag == Flag::CacheTo {
+            return Err(self.star_error(field, raw));
+        }
+        if !starts_a_tag(prefix) {
+            let hint = crate::reference::valid_tag(prefix).map(|valid| {
+                format!(
+                    "tags take letters, digits, \"_\", \".\" and \"-\", starting with a letter, \
+                     digit or \"_\": make every other character \"-\", as in {valid}*"
+                )
+            });
+            return Err(self.error(
+                Some(field),
+                format!("the tag pattern {raw:?} starts no valid tag"),
+                hint,
+            ));
+        }
+        Ok(prefix.to_string())
+    }
+
+    /// A `*` where it is not a pattern: anywhere on `--cache-to`, and
+    /// anywhere but the end of a `--cache-from` tag.
+    fn star_error(&self, field: &str, raw: &str) -> SpecError {
+        match self.flag {
+            Flag::CacheTo => self.error(
+                Some(field),
+                format!(
+                    "{field}={raw} holds \"*\": a tag pattern picks a cache to read, and \
+                     --cache-to writes one tag"
+                ),
+                Some(
+                    "name the tag to write, e.g. cache-main; patterns are for --cache-from".into(),
+                ),
+            ),
+            Flag::CacheFrom => self.error(
+                Some(field),
+                format!(
+                    "{field}={raw} holds \"*\" where it is not a pattern: only a \"*\" ending \
+                     the tag is one (the newest cache whose tag starts with what precedes it)"
+                ),
+                Some("e.g. ghcr.io/org/app:cache-main-* or type=local,src=DIR,tag=cache-*".into()),
+            ),
+        }
+    }
+
     /// `tag` names the cache inside an OCI layout's index.json, so it takes
     /// the grammar of `org.opencontainers.image.ref.name` rather than
     /// Docker's stricter tag grammar: BuildKit accepts e.g. `feature/x`.
     fn local_tag(&self, attrs: &Attrs) -> Result<String, SpecError> {
         match attrs.get(TAG) {
             None => Ok(DEFAULT_TAG.to_string()),
+            Some(raw) if raw.contains('*') => Err(self.star_error(TAG, raw)),
             Some(raw) if is_oci_ref_name(raw) => Ok(raw.to_string()),
             Some(raw) => Err(self.bad_value(
                 TAG,
@@ -1084,6 +1265,36 @@ fn did_you_mean(input: &str, candidates: &[&str]) -> Option<String> {
         .or_else(suffix)
         .or_else(similar)
         .map(|c| format!("did you mean {c:?}?"))
+}
+
+/// The hint for a ref whose tag is invalid: the ref with its tag made
+/// valid, the way a CI script makes a tag of a branch name.
+fn valid_tag_hint(raw: &str, valid: &str) -> String {
+    let name = match raw.split_once('@') {
+        Some((name, _)) => name,
+        None => raw,
+    };
+    let (repository, _) = split_tag(name);
+    format!(
+        "tags take letters, digits, \"_\", \".\" and \"-\" (128 at most, not starting with \
+         \".\" or \"-\"); with every other character made \"-\", as for a branch name: \
+         {repository}:{valid}"
+    )
+}
+
+/// A ref without digest split into its name and its tag, as Docker
+/// splits it: the first component is a host when it looks like one, and
+/// the first `:` after it starts the tag (which may hold anything, `/`
+/// included, when it is invalid).
+fn split_tag(raw: &str) -> (&str, Option<&str>) {
+    let host_len = match raw.split_once('/') {
+        Some((first, _)) if first == "localhost" || first.contains(['.', ':']) => first.len() + 1,
+        _ => 0,
+    };
+    match raw[host_len..].find(':') {
+        Some(i) => (&raw[..host_len + i], Some(&raw[host_len + i + 1..])),
+        None => (raw, None),
+    }
 }
 
 /// The OCI image-spec grammar for `org.opencontainers.image.ref.name`:
@@ -2194,19 +2405,27 @@ mod tests {
         );
         assert_eq!(
             one_from(&format!("type=registry,ref=r.io/a@{DIGEST}")).plan_json(),
-            json!({"type": "registry", "ref": format!("r.io/a@{DIGEST}"), "tag": null, "digest": DIGEST})
+            json!({"type": "registry", "ref": format!("r.io/a@{DIGEST}"), "tag": null, "digest": DIGEST, "pattern": false})
         );
         assert_eq!(
             one_from("type=registry,ref=a").plan_json(),
-            json!({"type": "registry", "ref": "docker.io/library/a:latest", "tag": "latest", "digest": null})
+            json!({"type": "registry", "ref": "docker.io/library/a:latest", "tag": "latest", "digest": null, "pattern": false})
         );
         assert_eq!(
             one_from("type=local,src=in").plan_json(),
-            json!({"type": "local", "src": "in", "tag": "latest", "digest": null})
+            json!({"type": "local", "src": "in", "tag": "latest", "digest": null, "pattern": false})
+        );
+        assert_eq!(
+            one_from("127.0.0.1:5000/app:cache-main-*").plan_json(),
+            json!({"type": "registry", "ref": "127.0.0.1:5000/app:cache-main-*", "tag": "cache-main-*", "digest": null, "pattern": true})
+        );
+        assert_eq!(
+            one_from("type=local,src=in,tag=cache-*").plan_json(),
+            json!({"type": "local", "src": "in", "tag": "cache-*", "digest": null, "pattern": true})
         );
         assert_eq!(
             one_from(&format!("type=local,src=in,tag=t,digest={DIGEST}")).plan_json(),
-            json!({"type": "local", "src": "in", "tag": "t", "digest": DIGEST})
+            json!({"type": "local", "src": "in", "tag": "t", "digest": DIGEST, "pattern": false})
         );
     }
 
@@ -2239,6 +2458,83 @@ mod tests {
     }
 
     #[test]
+    fn a_trailing_star_on_a_cache_from_tag_is_a_pattern() {
+        let pattern = |value: &str| match one_from(value).source {
+            ImportSource::Pattern { repository, prefix } => (repository.location(), prefix),
+            other => panic!("{value}: not a pattern: {other:?}"),
+        };
+        assert_eq!(
+            pattern("127.0.0.1:5000/app:cache-main-*"),
+            ("127.0.0.1:5000/app".into(), "cache-main-".into())
+        );
+        assert_eq!(
+            pattern("type=registry,ref=user/app:*"),
+            ("docker.io/user/app".into(), String::new())
+        );
+        assert_eq!(
+            pattern("type=local,src=/c,tag=cache-*"),
+            ("/c".into(), "cache-".into())
+        );
+        let from_err = |value: &str| parse_cache_from(value).unwrap_err();
+        for (value, field) in [
+            ("127.0.0.1:5000/app:cache-*-main", "ref"),
+            ("127.0.0.1:5000/app*", "ref"),
+            ("127.0.0.1:5000/ap*p:x", "ref"),
+            ("127.0.0.1:5000/app:**", "ref"),
+            ("type=local,src=/c,tag=c*x", "tag"),
+        ] {
+            let err = from_err(value);
+            assert_eq!(err.field(), Some(field), "{value}: {err}");
+            assert!(
+                err.to_string().contains("where it is not a pattern"),
+                "{value}: {err}"
+            );
+        }
+        let err = from_err(&format!("type=local,src=/c,tag=cache-*,digest={DIGEST}"));
+        assert_eq!(err.field(), Some("digest"), "{err}");
+        let err = from_err("127.0.0.1:5000/app:.cache-*");
+        assert!(err.to_string().contains("starts no valid tag"), "{err}");
+        assert!(err.hint().is_some_and(|h| h.contains("cache-*")), "{err}");
+        for (value, field) in [
+            ("127.0.0.1:5000/app:cache-main-*", "ref"),
+            ("type=registry,ref=r.io/a:*", "ref"),
+            ("type=local,dest=/c,tag=cache-*", "tag"),
+        ] {
+            let err = parse_cache_to(value, ExportDefaults::BuildKit).unwrap_err();
+            assert_eq!(err.field(), Some(field), "{value}: {err}");
+            assert!(
+                err.to_string().contains("--cache-to writes one tag"),
+                "{value}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_invalid_tag_hints_at_the_tag_made_valid() {
+        let err = parse_cache_from("127.0.0.1:5000/app:cache-feature/foo").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("invalid tag \"cache-feature/foo\""),
+            "{err}"
+        );
+        assert!(
+            err.hint()
+                .is_some_and(|h| h.ends_with("127.0.0.1:5000/app:cache-feature-foo")),
+            "{err}"
+        );
+        let err = parse_cache_to(
+            "type=registry,ref=ghcr.io/o/a:-fix/ü#x",
+            ExportDefaults::Regcache,
+        )
+        .unwrap_err();
+        assert!(
+            err.hint()
+                .is_some_and(|h| h.ends_with("ghcr.io/o/a:fix---x")),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn display_parses_back_to_an_equal_spec() {
         let to = [
             "type=local,dest=out",
@@ -2267,6 +2563,9 @@ mod tests {
             "type=local,\"src=a,b\"",
             &digested,
             &pinned,
+            "127.0.0.1:5000/app:cache-main-*",
+            "type=registry,ref=r.io/a:*,registry.insecure=true",
+            "type=local,src=in,tag=cache-*",
         ];
         for value in from {
             let spec = one_from(value);
@@ -2298,7 +2597,10 @@ mod tests {
             "type=local,dest=.cache/app,compression=gzip",
         ]
         .map(|value| one_to_with(value, ExportDefaults::Regcache));
-        let from = one_from("user/app:cache-main");
+        let from = [
+            one_from("user/app:cache-main"),
+            one_from("user/app:cache-*"),
+        ];
         let json_block = doc
             .split("```json\n")
             .nth(1)
@@ -2309,8 +2611,16 @@ mod tests {
             plan["cache_to"],
             json!(to.iter().map(CacheTo::plan_json).collect::<Vec<_>>())
         );
-        assert_eq!(plan["cache_from"], json!([from.plan_json()]));
-        for line in [to[0].to_string(), to[1].to_string(), from.to_string()] {
+        assert_eq!(
+            plan["cache_from"],
+            json!(from.iter().map(CacheFrom::plan_json).collect::<Vec<_>>())
+        );
+        for line in [
+            to[0].to_string(),
+            to[1].to_string(),
+            from[0].to_string(),
+            from[1].to_string(),
+        ] {
             assert!(doc.contains(&format!("\n{line}\n")), "doc lacks {line}");
         }
     }

@@ -311,14 +311,9 @@ fn union_configs(configs: &[&CacheConfig]) -> Result<CacheConfig, ImageError> {
     Ok(config)
 }
 
-/// Slims a cache as BuildKit's `mode=min` exports it: results (and chained
-/// results) stay only on records whose result layer lies on the layer chain
-/// of a result of a sink record (one no record names as an input); layers
-/// nothing refers to any more, and their descriptors, are dropped. Every
-/// record stays, as in BuildKit's min export. `parts` must be valid (as
-/// [`CacheParts::from_image`] and [`merge`] make them).
-pub fn slim_to_min(parts: &CacheParts) -> CacheParts {
-    let config = &parts.config;
+/// The layers on the chains of the sink records' results (records no
+/// record names as an input): what a `mode=min` export keeps results on.
+fn sink_chain_layers(config: &CacheConfig) -> BTreeSet<usize> {
     let chain = |layer: usize| config.chain(layer).unwrap_or_default();
     let linked: BTreeSet<usize> = config
         .records
@@ -341,7 +336,35 @@ pub fn slim_to_min(parts: &CacheParts) -> CacheParts {
             }
         }
     }
+    on_sink_chains
+}
 
+/// Whether a cache holds results only where a `mode=min` export keeps
+/// them, i.e. slimming it to min would drop nothing. A BuildKit cache does
+/// not record its mode; this is how `ls` tells one: a `mode=max` cache of a
+/// build whose every step is on the final chain reads as min, correctly,
+/// since it holds no more than a min one would.
+pub fn holds_only_final_results(config: &CacheConfig) -> bool {
+    let kept = sink_chain_layers(config);
+    config.records.iter().all(|record| {
+        record.results.iter().all(|r| kept.contains(&r.layer))
+            && record
+                .chains
+                .iter()
+                .all(|c| c.layers.iter().all(|l| kept.contains(l)))
+    })
+}
+
+/// Slims a cache as BuildKit's `mode=min` exports it: results (and chained
+/// results) stay only on records whose result layer lies on the layer chain
+/// of a result of a sink record (one no record names as an input); layers
+/// nothing refers to any more, and their descriptors, are dropped. Every
+/// record stays, as in BuildKit's min export. `parts` must be valid (as
+/// [`CacheParts::from_image`] and [`merge`] make them).
+pub fn slim_to_min(parts: &CacheParts) -> CacheParts {
+    let config = &parts.config;
+    let chain = |layer: usize| config.chain(layer).unwrap_or_default();
+    let on_sink_chains = sink_chain_layers(config);
     let mut records = config.records.clone();
     for record in &mut records {
         record.results.retain(|r| on_sink_chains.contains(&r.layer));

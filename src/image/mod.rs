@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod manifest;
 pub mod media_types;
 pub mod merge;
+pub mod summary;
 
 pub use build::{BuildEntry, BuildParams, BuiltImage, BuiltLayer, build_cache_image};
 pub use config::{
@@ -27,7 +28,10 @@ pub use entries::{
 };
 pub use inspect::{EntryInfo, InspectReport, LayerInfo};
 pub use manifest::{CacheImage, Form, MAX_MANIFEST_SIZE, RawManifest};
-pub use merge::{Assembled, CacheParts, assemble, merge, replace_blobs, slim_to_min};
+pub use merge::{
+    Assembled, CacheParts, assemble, holds_only_final_results, merge, replace_blobs, slim_to_min,
+};
+pub use summary::{CacheSummary, Writer, cache_created, parse_rfc3339};
 
 use crate::digest::Digest;
 

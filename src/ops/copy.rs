@@ -66,6 +66,7 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
                 report.sources.sources.push(SourceReport {
                     source: cache.label.clone(),
                     loaded: true,
+                    matched: Some(cache.matched.clone()),
                     reason: None,
                 });
                 if let Some((registry, repository)) = cache.store.registry_repository() {
@@ -86,6 +87,7 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
                 report.sources.sources.push(SourceReport {
                     source: label,
                     loaded: false,
+                    matched: None,
                     reason: Some(reason),
                 });
             }

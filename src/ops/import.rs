@@ -2,14 +2,19 @@
 //! one-line warning. A missing cache is the normal first run of a branch,
 //! never a reason to fail a build.
 
+use super::pattern;
 use crate::image::{CacheConfig, CacheImage, EntriesBlob, RawManifest};
-use crate::spec::CacheFrom;
+use crate::spec::{CacheFrom, ImportSource, RepoTarget};
 use crate::store::{self, CacheStore, StoreOptions};
 
 /// A cache that loaded: its manifest, the config BuildKit reads and, for
 /// caches regcache wrote, the list of entries.
 pub struct LoadedCache {
     pub label: String,
+    /// What was read, as the metadata file's `matched` says it: the full
+    /// registry ref, or a local cache's tag (or digest). For a tag pattern,
+    /// the tag it resolved to.
+    pub matched: String,
     pub store: Box<dyn CacheStore>,
     pub raw: RawManifest,
     pub image: CacheImage,
@@ -40,8 +45,29 @@ pub async fn load_tolerantly(spec: &CacheFrom, options: &StoreOptions) -> Import
 
 /// Loads one cache, with the reason as text when it cannot be used.
 pub async fn load(spec: &CacheFrom, options: &StoreOptions) -> Result<LoadedCache, String> {
-    let store = store::open_import(spec, options).map_err(|e| e.to_string())?;
-    load_from(store).await
+    let (store, matched) = match &spec.source {
+        ImportSource::Pattern { repository, prefix } => {
+            let resolved = pattern::resolve(repository, prefix, options).await?;
+            let matched = match repository {
+                RepoTarget::Registry { .. } => repository.tag_location(&resolved.tag),
+                RepoTarget::Local { .. } => resolved.tag,
+            };
+            (resolved.store, matched)
+        }
+        ImportSource::Registry { reference, .. } => (
+            store::open_import(spec, options).map_err(|e| e.to_string())?,
+            reference.to_string(),
+        ),
+        ImportSource::Local { tag, digest, .. } => (
+            store::open_import(spec, options).map_err(|e| e.to_string())?,
+            digest
+                .as_ref()
+                .map_or_else(|| tag.clone(), ToString::to_string),
+        ),
+    };
+    let mut loaded = load_from(store).await?;
+    loaded.matched = matched;
+    Ok(loaded)
 }
 
 /// Loads the cache an opened store holds (an export target's, to save on
@@ -70,6 +96,7 @@ pub async fn load_from(store: Box<dyn CacheStore>) -> Result<LoadedCache, String
         }
     };
     Ok(LoadedCache {
+        matched: label.clone(),
         label,
         store,
         raw,

@@ -1,11 +1,13 @@
 //! The commands, written against the [`CacheStore`](crate::store::CacheStore)
 //! trait: `save` exports, `restore` imports tolerantly, `inspect` reports,
-//! `prune` removes old cache tags.
+//! `prune` removes old cache tags, `ls` lists a repository's caches.
 
 pub mod copy;
 pub mod entry_path;
 pub mod import;
 pub mod inspect;
+pub mod ls;
+pub mod pattern;
 pub mod plan;
 pub mod prune;
 pub mod report;
@@ -14,6 +16,7 @@ pub mod run;
 pub mod save;
 mod save_base;
 pub mod spool;
+pub mod target;
 pub mod transfer;
 
 use crate::image::ImageError;

@@ -14,7 +14,7 @@ use super::run::CommandOutcome;
 use super::save::{SaveReport, SavedEntry, SkippedPath, TargetReport};
 use crate::layer::EntryStats;
 use crate::progress::{human_bytes, printable};
-use crate::spec::{CacheFrom, CacheTo, ExportTarget, ImportSource};
+use crate::spec::{CacheFrom, CacheTo, ExportTarget, ImportSource, RepoTarget};
 
 /// Where the save stands when the command ends.
 pub enum SaveState<'a> {
@@ -176,8 +176,9 @@ impl<'a> Outcome<'a> {
                     (Some(from), Some(stats), _) => {
                         let _ = writeln!(
                             out,
-                            "  hit   {name:width$}  from {}, {}, {:.2}s",
+                            "  hit   {name:width$}  from {}{}, {}, {:.2}s",
                             printable(from),
+                            self.pattern_note(path.from_index),
                             stats_text(stats),
                             path.seconds
                         );
@@ -321,6 +322,18 @@ impl<'a> Outcome<'a> {
         Value::Object(top)
     }
 
+    /// ` (matched by TAG*)` after a cache a tag pattern chose.
+    fn pattern_note(&self, from_index: Option<usize>) -> String {
+        match from_index.and_then(|i| self.cache_from.get(i)) {
+            Some(
+                spec @ CacheFrom {
+                    source: ImportSource::Pattern { .. },
+                },
+            ) => format!(" (matched by {})", printable(&spec.location())),
+            _ => String::new(),
+        }
+    }
+
     fn cache_from_json(&self, index: usize, spec: &CacheFrom) -> Value {
         let mut obj = Map::new();
         let (kind, key, location) = import_location(spec);
@@ -334,6 +347,10 @@ impl<'a> Outcome<'a> {
         };
         obj.insert("status".into(), status.into());
         obj.insert("reason".into(), reason);
+        obj.insert(
+            "matched".into(),
+            json!(source.and_then(|s| s.matched.clone())),
+        );
         Value::Object(obj)
     }
 
@@ -432,6 +449,14 @@ fn import_location(spec: &CacheFrom) -> (&'static str, &'static str, String) {
     match &spec.source {
         ImportSource::Registry { reference, .. } => ("registry", "ref", reference.to_string()),
         ImportSource::Local { src, .. } => ("local", "src", src.to_string_lossy().into_owned()),
+        ImportSource::Pattern {
+            repository: RepoTarget::Registry { .. },
+            ..
+        } => ("registry", "ref", spec.location()),
+        ImportSource::Pattern {
+            repository: RepoTarget::Local { dir },
+            ..
+        } => ("local", "src", dir.to_string_lossy().into_owned()),
     }
 }
 

@@ -57,6 +57,9 @@ pub struct RestoreReport {
 pub struct SourceReport {
     pub source: String,
     pub loaded: bool,
+    /// What was read: the full registry ref, or a local tag; for a tag
+    /// pattern, the tag it resolved to. `None` when nothing was.
+    pub matched: Option<String>,
     pub reason: Option<String>,
 }
 
@@ -109,6 +112,7 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
                 report.sources.push(SourceReport {
                     source: loaded.label.clone(),
                     loaded: true,
+                    matched: Some(loaded.matched.clone()),
                     reason: None,
                 });
                 if let Some((registry, repository)) = loaded.store.registry_repository() {
@@ -129,6 +133,7 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
                 report.sources.push(SourceReport {
                     source: label,
                     loaded: false,
+                    matched: None,
                     reason: Some(reason),
                 });
             }

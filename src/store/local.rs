@@ -2,7 +2,7 @@
 //! local cache (`oci-layout`, `index.json` naming manifests by
 //! `org.opencontainers.image.ref.name`, blobs under `blobs/sha256/`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{BlobReader, CacheStore, StoreError, blob_file_name};
+use super::{
+    BlobReader, CacheStore, DeleteOutcome, DeleteScope, Deletion, Garbage, RepoStore, StoreError,
+    TagListing, blob_file_name,
+};
 use crate::digest::Digest;
 use crate::image::{Descriptor, RawManifest, media_types};
 use crate::progress::BlobProgress;
@@ -302,24 +305,6 @@ pub struct IndexEntry {
     pub descriptor: Descriptor,
 }
 
-/// What [`LocalStore::prune`] did (or, in a dry run, would do).
-#[derive(Debug, Clone, Default)]
-pub struct LocalPrune {
-    /// The index entries removed, as `(tag, digest)`.
-    pub removed_tags: Vec<(String, Digest)>,
-    /// Blobs no remaining manifest references, with their sizes: removed,
-    /// or to be removed in a dry run.
-    pub removed_blobs: Vec<(Digest, u64)>,
-    /// Blobs still referenced.
-    pub kept_blobs: usize,
-    /// Why no blob was removed although some may be unreferenced: a
-    /// remaining manifest could not be read, so what it references is
-    /// unknown.
-    pub blobs_skipped: Option<String>,
-    /// A dry run's index as it would remain (the real index is untouched).
-    dry_run_remaining: Option<Vec<Value>>,
-}
-
 /// Media types whose blobs name further blobs: followed by the walk that
 /// finds what a layout still references.
 const MANIFEST_LIKE: [&str; 5] = [
@@ -370,18 +355,17 @@ impl LocalStore {
         Ok(RawManifest::new(descriptor.media_type.clone(), bytes))
     }
 
-    /// Removes the index entries carrying each `(tag, digest)` (an entry
-    /// whose tag has meanwhile moved to another manifest stays), then every
-    /// blob under `blobs/sha256` that no remaining manifest references,
-    /// following index manifests to their children: what buildx's
-    /// `reset=true` leaves. Runs under the exporter's lock on `oci-layout`,
-    /// and `index.json` is replaced atomically. `dry_run`: computes the same
-    /// and touches nothing.
-    pub fn prune(
+    /// Removes every index entry carrying each requested tag, provided
+    /// the tag still names the digest given (a tag moved to another
+    /// manifest meanwhile stays): the shadowed entries of a tag go with
+    /// it, or they would take its place. Runs under the exporter's lock on
+    /// `oci-layout`, and `index.json` is replaced atomically. `dry_run`:
+    /// decides the same and touches nothing. One bool per request: removed.
+    pub fn remove_tags(
         &self,
         remove: &[(String, Digest)],
         dry_run: bool,
-    ) -> Result<LocalPrune, StoreError> {
+    ) -> Result<Vec<bool>, StoreError> {
         let lock_path = self.root.join(LAYOUT_FILE);
         let lock = OpenOptions::new()
             .read(true)
@@ -393,14 +377,75 @@ impl LocalStore {
             lock.lock()
         }
         .map_err(|err| self.io_error("locking", &lock_path, err))?;
-        let result = self.prune_locked(remove, dry_run);
+        let result = self.remove_tags_locked(remove, dry_run);
         let _ = lock.unlock();
-        let mut outcome = result?;
-        // Blobs go only under the exclusive lock on the blob directory,
-        // which waits for exports in flight (they hold it shared from their
-        // first blob until their manifest is in the index). Taken after the
-        // index lock is released: an export holds the blob lock while it
-        // waits for the index lock.
+        result
+    }
+
+    fn remove_tags_locked(
+        &self,
+        remove: &[(String, Digest)],
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut index = self
+            .read_index()?
+            .ok_or_else(|| self.invalid("no index.json: not an OCI layout"))?;
+        let manifests = index
+            .get_mut("manifests")
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| self.invalid("index.json has no manifests array"))?;
+        let tag_of = |entry: &Value| -> Option<String> {
+            entry
+                .get("annotations")?
+                .get(media_types::ANNOTATION_REF_NAME)?
+                .as_str()
+                .map(str::to_string)
+        };
+        // The last entry of a tag is the one it names.
+        let mut current: HashMap<String, String> = HashMap::new();
+        for entry in manifests.iter() {
+            if let (Some(tag), Some(digest)) =
+                (tag_of(entry), entry.get("digest").and_then(Value::as_str))
+            {
+                current.insert(tag, digest.to_string());
+            }
+        }
+        let removed: Vec<bool> = remove
+            .iter()
+            .map(|(tag, digest)| current.get(tag) == Some(&digest.to_string()))
+            .collect();
+        let doomed: HashSet<&str> = remove
+            .iter()
+            .zip(&removed)
+            .filter(|(_, removed)| **removed)
+            .map(|((tag, _), _)| tag.as_str())
+            .collect();
+        if doomed.is_empty() || dry_run {
+            return Ok(removed);
+        }
+        manifests.retain(|entry| tag_of(entry).is_none_or(|tag| !doomed.contains(tag.as_str())));
+        let bytes = serde_json::to_vec(&index)
+            .map_err(|err| self.invalid(&format!("cannot encode index.json: {err}")))?;
+        let index_path = self.root.join(INDEX_FILE);
+        write_atomically(&index_path, &bytes)
+            .map_err(|err| self.io_error("writing", &index_path, err))?;
+        Ok(removed)
+    }
+
+    /// Removes (or, in a dry run, lists) every blob under `blobs/sha256`
+    /// that no manifest in the index references, following index manifests
+    /// to their children: what buildx's `reset=true` leaves. `pending`:
+    /// tags a dry run would have removed, judged as gone.
+    ///
+    /// Blobs go only under the exclusive lock on the blob directory, which
+    /// waits for exports in flight (they hold it shared from their first
+    /// blob until their manifest is in the index), so the index read here
+    /// already names every export that finished, and none is halfway.
+    pub fn collect_garbage(
+        &self,
+        dry_run: bool,
+        pending: &[String],
+    ) -> Result<Garbage, StoreError> {
         let blob_dir = self.blob_dir();
         let blob_lock =
             File::open(&blob_dir).map_err(|err| self.io_error("opening", &blob_dir, err))?;
@@ -410,83 +455,36 @@ impl LocalStore {
             blob_lock.lock()
         }
         .map_err(|err| self.io_error("locking", &blob_dir, err))?;
-        let collected = self.collect_blobs(&mut outcome, dry_run);
+        let collected = self.collect_locked(dry_run, pending);
         let _ = blob_lock.unlock();
-        collected.map(|()| outcome)
+        collected
     }
 
-    fn prune_locked(
-        &self,
-        remove: &[(String, Digest)],
-        dry_run: bool,
-    ) -> Result<LocalPrune, StoreError> {
-        let mut outcome = LocalPrune::default();
-        let mut index = self
+    fn collect_locked(&self, dry_run: bool, pending: &[String]) -> Result<Garbage, StoreError> {
+        let mut garbage = Garbage::default();
+        let remaining: Vec<Value> = self
             .read_index()?
-            .ok_or_else(|| self.invalid("no index.json: not an OCI layout"))?;
-        let manifests = index
-            .get_mut("manifests")
-            .and_then(Value::as_array_mut)
-            .ok_or_else(|| self.invalid("index.json has no manifests array"))?;
-        let wanted: HashSet<(&str, String)> = remove
-            .iter()
-            .map(|(tag, digest)| (tag.as_str(), digest.to_string()))
+            .and_then(|index| index.get("manifests").and_then(Value::as_array).cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|entry| {
+                let tag = entry
+                    .get("annotations")
+                    .and_then(|a| a.get(media_types::ANNOTATION_REF_NAME))
+                    .and_then(Value::as_str);
+                !(dry_run && tag.is_some_and(|t| pending.iter().any(|p| p == t)))
+            })
             .collect();
-        manifests.retain(|entry| {
-            let tag = entry
-                .get("annotations")
-                .and_then(|a| a.get(media_types::ANNOTATION_REF_NAME))
-                .and_then(Value::as_str);
-            let digest = entry.get("digest").and_then(Value::as_str);
-            let (Some(tag), Some(digest)) = (tag, digest) else {
-                return true;
-            };
-            if wanted.contains(&(tag, digest.to_string())) {
-                if let Ok(digest) = digest.parse::<Digest>() {
-                    outcome.removed_tags.push((tag.to_string(), digest));
-                }
-                return false;
-            }
-            true
-        });
-        let remaining: Vec<Value> = manifests.clone();
-        if dry_run {
-            // The blob pass reads index.json again; a dry run has not
-            // written it, so it must judge by what would remain.
-            outcome.dry_run_remaining = Some(remaining.clone());
-        }
-        if !dry_run && !outcome.removed_tags.is_empty() {
-            let bytes = serde_json::to_vec(&index)
-                .map_err(|err| self.invalid(&format!("cannot encode index.json: {err}")))?;
-            let index_path = self.root.join(INDEX_FILE);
-            write_atomically(&index_path, &bytes)
-                .map_err(|err| self.io_error("writing", &index_path, err))?;
-        }
-        Ok(outcome)
-    }
-
-    /// Removes (or, in a dry run, lists) the blobs no manifest in the index
-    /// references. The caller holds the blob directory's exclusive lock, so
-    /// the index read here already names every export that finished, and
-    /// no export is halfway.
-    fn collect_blobs(&self, outcome: &mut LocalPrune, dry_run: bool) -> Result<(), StoreError> {
-        let remaining = match outcome.dry_run_remaining.take() {
-            Some(remaining) => remaining,
-            None => self
-                .read_index()?
-                .and_then(|index| index.get("manifests").and_then(Value::as_array).cloned())
-                .unwrap_or_default(),
-        };
         let referenced = match self.referenced_blobs(&remaining) {
             Ok(referenced) => referenced,
             Err(reason) => {
-                outcome.blobs_skipped = Some(reason);
-                return Ok(());
+                garbage.skipped = Some(reason);
+                return Ok(garbage);
             }
         };
         for (digest, size) in self.stored_blobs()? {
             if referenced.contains(&digest) {
-                outcome.kept_blobs += 1;
+                garbage.kept += 1;
                 continue;
             }
             if !dry_run {
@@ -497,9 +495,9 @@ impl LocalStore {
                     Err(err) => return Err(self.io_error("removing", &path, err)),
                 }
             }
-            outcome.removed_blobs.push((digest, size));
+            garbage.removed.push((digest, size));
         }
-        Ok(())
+        Ok(garbage)
     }
 
     /// Every sha256 blob in the layout, with its size. Temporary files of
@@ -721,5 +719,111 @@ impl CacheStore for LocalStore {
 
     fn spool_dir(&self) -> Option<PathBuf> {
         Some(self.root.clone())
+    }
+}
+
+/// A local cache directory as a whole: its index's tags, deleted entry by
+/// entry, and the blobs no tag references collected.
+pub struct LocalRepo {
+    store: LocalStore,
+}
+
+impl LocalRepo {
+    pub fn new(dir: PathBuf) -> LocalRepo {
+        LocalRepo {
+            store: LocalStore::new(dir, crate::reference::DEFAULT_TAG.into(), None),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.store.root()
+    }
+}
+
+#[async_trait]
+impl RepoStore for LocalRepo {
+    fn describe(&self) -> String {
+        self.dir().display().to_string()
+    }
+
+    async fn list_tags(&self) -> Result<Option<TagListing>, StoreError> {
+        if !self.dir().is_dir() {
+            return Err(StoreError::Invalid(format!(
+                "{}: no such directory",
+                self.describe()
+            )));
+        }
+        let entries =
+            tokio::task::block_in_place(|| self.store.index_entries())?.ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "{}: not an OCI layout (no index.json)",
+                    self.describe()
+                ))
+            })?;
+        let mut listing = TagListing::default();
+        for entry in entries {
+            match entry.tag {
+                Some(tag) if !listing.tags.contains(&tag) => listing.tags.push(tag),
+                Some(_) => {}
+                None => listing.untagged += 1,
+            }
+        }
+        Ok(Some(listing))
+    }
+
+    async fn resolve_tag(&self, tag: &str) -> Result<Option<Digest>, StoreError> {
+        let entries = tokio::task::block_in_place(|| self.store.index_entries())?;
+        Ok(entries
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .find(|entry| entry.tag.as_deref() == Some(tag))
+            .map(|entry| entry.descriptor.digest))
+    }
+
+    fn open_tag(&self, tag: &str) -> Result<Box<dyn CacheStore>, StoreError> {
+        Ok(Box::new(LocalStore::new(
+            self.dir().to_path_buf(),
+            tag.to_string(),
+            None,
+        )))
+    }
+
+    fn delete_scope(&self) -> DeleteScope {
+        DeleteScope::Tag
+    }
+
+    async fn delete_tags(&self, requests: &[(String, Digest)], dry_run: bool) -> DeleteOutcome {
+        match tokio::task::block_in_place(|| self.store.remove_tags(requests, dry_run)) {
+            Ok(removed) => DeleteOutcome {
+                results: removed
+                    .into_iter()
+                    .map(|removed| {
+                        if removed {
+                            Deletion::Deleted
+                        } else {
+                            Deletion::Changed
+                        }
+                    })
+                    .collect(),
+                error: None,
+            },
+            Err(err) => DeleteOutcome {
+                results: vec![Deletion::Failed; requests.len()],
+                error: Some(err),
+            },
+        }
+    }
+
+    async fn collect_garbage(
+        &self,
+        dry_run: bool,
+        pending: &[String],
+    ) -> Result<Option<Garbage>, StoreError> {
+        tokio::task::block_in_place(|| self.store.collect_garbage(dry_run, pending)).map(Some)
+    }
+
+    fn spool_dir(&self) -> Option<PathBuf> {
+        Some(self.dir().to_path_buf())
     }
 }

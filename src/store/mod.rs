@@ -4,6 +4,7 @@
 
 pub mod local;
 pub mod registry;
+pub mod repo;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,11 @@ use async_trait::async_trait;
 use crate::digest::{Digest, VerifyingReader};
 use crate::image::{Descriptor, RawManifest};
 use crate::progress::BlobProgress;
-use crate::spec::{CacheFrom, CacheTo, ExportTarget, ImportSource};
+use crate::spec::{CacheFrom, CacheTo, ExportTarget, ImportSource, RepoTarget};
+
+pub use repo::{
+    DeleteOutcome, DeleteScope, Deletion, Garbage, RepoStore, TagContent, TagInfo, TagListing,
+};
 
 /// Raw, unverified blob content. Callers wrap it in a
 /// [`VerifyingReader`] before trusting a byte.
@@ -132,6 +137,9 @@ pub struct StoreOptions {
     pub insecure_registries: Vec<String>,
     /// `--jobs`: how many transfers may run at once.
     pub jobs: usize,
+    /// The registry clients stores share: made once, in `main`, so every
+    /// store on one host shares its tokens and connections.
+    pub registry_clients: registry::clients::RegistryClients,
 }
 
 /// The store an import spec names.
@@ -153,6 +161,11 @@ pub fn open_import(
             *insecure,
             options,
         )?)),
+        // The caller resolves a pattern to one tag first (ops::import).
+        ImportSource::Pattern { .. } => Err(StoreError::Invalid(format!(
+            "{}: a tag pattern names no single cache",
+            spec.location()
+        ))),
     }
 }
 
@@ -172,6 +185,24 @@ pub fn open_export(
             insecure,
         } => Ok(Box::new(registry::RegistryStore::new(
             reference.clone(),
+            *insecure,
+            options,
+        )?)),
+    }
+}
+
+/// The repository or cache directory `target` names, as a whole.
+pub fn open_repository(
+    target: &RepoTarget,
+    options: &StoreOptions,
+) -> Result<Box<dyn RepoStore>, StoreError> {
+    match target {
+        RepoTarget::Local { dir } => Ok(Box::new(local::LocalRepo::new(dir.clone()))),
+        RepoTarget::Registry {
+            repository,
+            insecure,
+        } => Ok(Box::new(registry::repo::RegistryRepo::new(
+            repository.clone(),
             *insecure,
             options,
         )?)),

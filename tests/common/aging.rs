@@ -21,8 +21,8 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 pub fn options() -> StoreOptions {
     StoreOptions {
-        insecure_registries: Vec::new(),
         jobs: 2,
+        ..StoreOptions::default()
     }
 }
 

@@ -8,23 +8,26 @@
 //! - `upload`, `download`: blobs, chunked and resumable both ways.
 //! - `retry`, `error`: backoff, `Retry-After`, the registry's error text.
 //! - `manage`: listing tags and deleting manifests, for `prune`.
+//! - `clients`: the per-host clients one process shares.
+//! - `repo`: the whole repository, as a [`RepoStore`](crate::store::RepoStore).
 
 pub mod auth;
 pub mod client;
+pub mod clients;
 pub mod clock;
 pub mod credentials;
 pub mod download;
 pub mod error;
 pub mod manage;
+pub mod repo;
 pub mod retry;
 #[cfg(test)]
 mod test_server;
 pub mod transport;
 pub mod upload;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -54,23 +57,6 @@ const MANIFEST_TYPES: [&str; 4] = [
     media_types::DOCKER_MANIFEST_LIST,
 ];
 
-/// Registry hosts this process talks to, keyed by host and scheme: every
-/// store on one host shares its tokens, credentials and connections.
-type ClientMap = HashMap<(String, Transport), Arc<RegistryClient>>;
-
-static CLIENTS: LazyLock<Mutex<ClientMap>> = LazyLock::new(|| Mutex::new(HashMap::new()));
-
-fn client_for(host: &str, transport: Transport) -> Result<Arc<RegistryClient>, StoreError> {
-    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
-    let key = (host.to_string(), transport);
-    if let Some(client) = clients.get(&key) {
-        return Ok(client.clone());
-    }
-    let client = Arc::new(RegistryClient::new(host, transport).map_err(StoreError::Invalid)?);
-    clients.insert(key, client.clone());
-    Ok(client)
-}
-
 /// A cache image in a registry repository, named by a tag or a digest.
 pub struct RegistryStore {
     reference: Reference,
@@ -87,7 +73,9 @@ impl RegistryStore {
     ) -> Result<RegistryStore, StoreError> {
         let transport =
             Transport::for_host(reference.registry(), insecure, &options.insecure_registries);
-        let client = client_for(reference.registry(), transport)?;
+        let client = options
+            .registry_clients
+            .client_for(reference.registry(), transport)?;
         Ok(RegistryStore { reference, client })
     }
 
