@@ -39,6 +39,7 @@ Register-ArgumentCompleter -Native -CommandName 'regcache' -ScriptBlock {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Restore, run a command, and save only if it succeeded')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show what a cache holds: form, layers, records, entries')
             [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Delete old cache tags from a registry repository or a local cache directory')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the caches a registry repository or local cache directory holds, newest first')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -149,6 +150,20 @@ Register-ArgumentCompleter -Native -CommandName 'regcache' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'regcache;ls' {
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)')
+            [CompletionResult]::new('--metadata-file', '--metadata-file', [CompletionResultType]::ParameterName, 'Write a JSON summary of what was restored, run and saved to FILE (see docs/metadata.md), as `docker buildx build --metadata-file` does')
+            [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Talk plain HTTP to this registry (repeatable), as dockerd''s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of the table (see docs/ls.md)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only warnings and errors: no progress, no summary (= --progress quiet)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only warnings and errors: no progress, no summary (= --progress quiet)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'regcache;help' {
             [CompletionResult]::new('save', 'save', [CompletionResultType]::ParameterValue, 'Save directories and files to every --cache-to')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore directories and files from the first --cache-from that holds each')
@@ -156,6 +171,7 @@ Register-ArgumentCompleter -Native -CommandName 'regcache' -ScriptBlock {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Restore, run a command, and save only if it succeeded')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show what a cache holds: form, layers, records, entries')
             [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Delete old cache tags from a registry repository or a local cache directory')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the caches a registry repository or local cache directory holds, newest first')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -175,6 +191,9 @@ Register-ArgumentCompleter -Native -CommandName 'regcache' -ScriptBlock {
             break
         }
         'regcache;help;prune' {
+            break
+        }
+        'regcache;help;ls' {
             break
         }
         'regcache;help;help' {

@@ -25,6 +25,9 @@ _regcache() {
             regcache,inspect)
                 cmd="regcache__subcmd__inspect"
                 ;;
+            regcache,ls)
+                cmd="regcache__subcmd__ls"
+                ;;
             regcache,prune)
                 cmd="regcache__subcmd__prune"
                 ;;
@@ -46,6 +49,9 @@ _regcache() {
             regcache__subcmd__help,inspect)
                 cmd="regcache__subcmd__help__subcmd__inspect"
                 ;;
+            regcache__subcmd__help,ls)
+                cmd="regcache__subcmd__help__subcmd__ls"
+                ;;
             regcache__subcmd__help,prune)
                 cmd="regcache__subcmd__help__subcmd__prune"
                 ;;
@@ -65,7 +71,7 @@ _regcache() {
 
     case "${cmd}" in
         regcache)
-            opts="-v -q -h -V --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help --version save restore copy run inspect prune help"
+            opts="-v -q -h -V --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help --version save restore copy run inspect prune ls help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -133,7 +139,7 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__help)
-            opts="save restore copy run inspect prune help"
+            opts="save restore copy run inspect prune ls help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -175,6 +181,20 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__help__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regcache__subcmd__help__subcmd__ls)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -245,6 +265,36 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__inspect)
+            opts="-v -q -h --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --progress)
+                    COMPREPLY=($(compgen -W "auto tty plain quiet" -- "${cur}"))
+                    return 0
+                    ;;
+                --metadata-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regcache__subcmd__ls)
             opts="-v -q -h --json --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

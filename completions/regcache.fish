@@ -41,6 +41,7 @@ complete -c regcache -n "__fish_regcache_needs_command" -f -a "copy" -d 'Copy, m
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "prune" -d 'Delete old cache tags from a registry repository or a local cache directory'
+complete -c regcache -n "__fish_regcache_needs_command" -f -a "ls" -d 'List the caches a registry repository or local cache directory holds, newest first'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c regcache -n "__fish_regcache_using_subcommand save" -l cache-to -d 'Where to save (repeatable)' -r
 complete -c regcache -n "__fish_regcache_using_subcommand save" -l cache-from -d 'The base to compare with (repeatable, first holding a path wins): parts it holds unchanged are reused, not read, packed or sent again. Without it, the base is what the first --cache-to holds now' -r
@@ -131,10 +132,22 @@ complete -c regcache -n "__fish_regcache_using_subcommand prune" -l json -d 'Pri
 complete -c regcache -n "__fish_regcache_using_subcommand prune" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
 complete -c regcache -n "__fish_regcache_using_subcommand prune" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
 complete -c regcache -n "__fish_regcache_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "save" -d 'Save directories and files to every --cache-to'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "restore" -d 'Restore directories and files from the first --cache-from that holds each'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "copy" -d 'Copy, merge, convert, recompress or slim BuildKit caches'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "prune" -d 'Delete old cache tags from a registry repository or a local cache directory'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c regcache -n "__fish_regcache_using_subcommand ls" -l progress -d 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)' -r -f -a "auto\t''
+tty\t''
+plain\t''
+quiet\t''"
+complete -c regcache -n "__fish_regcache_using_subcommand ls" -l metadata-file -d 'Write a JSON summary of what was restored, run and saved to FILE (see docs/metadata.md), as `docker buildx build --metadata-file` does' -r -F
+complete -c regcache -n "__fish_regcache_using_subcommand ls" -l insecure-registry -d 'Talk plain HTTP to this registry (repeatable), as dockerd\'s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it' -r
+complete -c regcache -n "__fish_regcache_using_subcommand ls" -l jobs -d 'How many layers to compress, and blobs to send, at once [default: the number of CPUs]' -r
+complete -c regcache -n "__fish_regcache_using_subcommand ls" -l json -d 'Print one JSON object instead of the table (see docs/ls.md)'
+complete -c regcache -n "__fish_regcache_using_subcommand ls" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
+complete -c regcache -n "__fish_regcache_using_subcommand ls" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
+complete -c regcache -n "__fish_regcache_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "save" -d 'Save directories and files to every --cache-to'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "restore" -d 'Restore directories and files from the first --cache-from that holds each'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "copy" -d 'Copy, merge, convert, recompress or slim BuildKit caches'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "prune" -d 'Delete old cache tags from a registry repository or a local cache directory'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "ls" -d 'List the caches a registry repository or local cache directory holds, newest first'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
