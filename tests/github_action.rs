@@ -446,7 +446,7 @@ fn the_restore_and_save_sub_actions_work_on_their_own() {
     assert_eq!(restored.output("cache-hit"), "true");
     assert_eq!(
         restored.matched(),
-        serde_json::json!({ "node_modules": cache.display().to_string() })
+        serde_json::json!({ "node_modules": format!("{}:latest", cache.display()) })
     );
     assert!(restored.state.is_empty());
     assert_eq!(
@@ -671,4 +671,45 @@ fn without_regcache_on_path_the_release_binary_is_installed_and_verified() {
         "{}",
         step.log()
     );
+}
+
+/// actions/cache's restore-keys habit: the branch's key first, then a
+/// pattern; the newest matching cache wins and `matched` names its tag,
+/// and the post step saves to the branch's key with that cache as base.
+#[test]
+fn a_tag_pattern_restores_the_newest_match_and_matched_names_it() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let repo = format!("{}/app/cache", registry.host());
+    let seed = tempfile::tempdir().unwrap();
+    fs::create_dir_all(seed.path().join("target")).unwrap();
+    for n in ["1", "2"] {
+        fs::write(seed.path().join("target/build"), n).unwrap();
+        regcache(seed.path())
+            .args(["save", "--cache-to", &format!("{repo}:cache-main-{n}")])
+            .arg("target")
+            .assert()
+            .success();
+    }
+    let from = format!("{repo}:cache-feature-y\n{repo}:cache-main-*");
+    let to = format!("{repo}:cache-feature-y");
+    let inputs = [
+        ("cache-from", from.as_str()),
+        ("cache-to", to.as_str()),
+        ("path", "target"),
+    ];
+    let runner = Runner::new();
+    let step = runner.step("", "main", &inputs, &no_state(), &[]);
+    assert!(step.success(), "{}", step.log());
+    assert_eq!(step.output("cache-hit"), "true");
+    assert_eq!(
+        step.matched(),
+        serde_json::json!({ "target": format!("{repo}:cache-main-2") })
+    );
+    assert_eq!(
+        fs::read_to_string(runner.workspace().join("target/build")).unwrap(),
+        "2"
+    );
+    let post = runner.step("", "post", &inputs, &step.state, &[]);
+    assert!(post.success(), "{}", post.log());
+    assert!(has_cache(runner.tmp.path(), &to));
 }

@@ -14,12 +14,14 @@ function metadataFile() {
   return path.join(dir, `regcache-restore-${process.pid}-${Date.now()}.json`);
 }
 
-// The ref (or local dir) each path came from: the tag a pattern matched
-// when the cache-from object names one, else the cache-from's own ref/src.
+// Where each path came from, as regcache's summary names it: the registry
+// ref that was read (for a tag pattern, the tag it matched), or a local
+// dir with the tag read in it.
 function sourceOf(meta, pathObj) {
   const from = meta.cache_from[pathObj.from_index] || {};
-  if (typeof from.matched === 'string' && from.matched !== '') return from.matched;
-  return pathObj.from;
+  const matched = typeof from.matched === 'string' && from.matched !== '' ? from.matched : null;
+  if (from.type === 'local') return matched ? `${from.src}:${matched}` : pathObj.from;
+  return matched || pathObj.from;
 }
 
 // Restores `path` from `cache-from`, sets the outputs, and returns the
