@@ -452,7 +452,8 @@ fn run_workflow(
         runs: Vec::new(),
         posts: Vec::new(),
     };
-    let mut posts: Vec<(String, Vec<(String, String)>, BTreeMap<String, String>)> = Vec::new();
+    // The main action's post steps: its inputs, and its step's id.
+    let mut posts: Vec<(Vec<(String, String)>, String)> = Vec::new();
     for step in job_doc["steps"].as_array().expect("steps") {
         assert!(step.get("if").is_none(), "`if:` is not run here: {step}");
         let mut step_env = env.clone();
@@ -487,7 +488,7 @@ fn run_workflow(
             assert!(ran.success(), "{uses}: {}", ran.log());
             let id = step["id"].as_str().unwrap_or(uses).to_string();
             if dir.is_empty() {
-                posts.push((dir.to_string(), inputs.clone(), ran.state.clone()));
+                posts.push((inputs.clone(), id.clone()));
             }
             result.actions.insert(id, ran);
             continue;
@@ -504,13 +505,14 @@ fn run_workflow(
             env.insert(k.to_string(), v.to_string());
         }
     }
-    for (dir, inputs, state) in posts.into_iter().rev() {
+    for (inputs, id) in posts.into_iter().rev() {
+        let state = result.actions[&id].state.clone();
         let borrowed: Vec<(&str, &str)> = inputs
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let extra: Vec<(&str, &str)> = base.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let ran = runner.step(&dir, "post", &borrowed, &state, &extra);
+        let ran = runner.step("", "post", &borrowed, &state, &extra);
         assert!(ran.success(), "post: {}", ran.log());
         result.posts.push(ran);
     }
