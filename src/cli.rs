@@ -16,7 +16,10 @@ compression-level=N, force-compression=BOOL, ignore-error=BOOL. \
 Defaults are BuildKit's, except that save and run write compression=zstd unless \
 compression= is given (only regcache reads their layers, and zstd is faster); \
 copy keeps BuildKit's gzip, since its output is for BuildKit. \
-compression-level is the chosen codec's level (default: gzip 6, zstd 3).";
+compression-level is the chosen codec's level (default: gzip 6, zstd 3). \
+A --cache-from tag may end in * (ghcr.io/org/app:cache-main-*, type=local,src=DIR,tag=cache-*): \
+the newest cache whose tag starts with what precedes the * is used (a restore key); \
+--cache-to takes no pattern.";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -50,6 +50,16 @@ fn part_size() -> u64 {
         .unwrap_or(regcache::layer::DEFAULT_PART_SIZE)
 }
 
+/// Tags per page of a registry's tag list. `REGCACHE_TAGS_PAGE_SIZE`
+/// overrides the default: a test knob, so a few tags span many pages; not
+/// a documented setting.
+fn tags_page_size() -> Option<usize> {
+    std::env::var("REGCACHE_TAGS_PAGE_SIZE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mode = effective_progress(cli.progress, cli.quiet);
@@ -181,6 +191,7 @@ async fn dispatch(cli: Cli, mode: ProgressMode, color: bool) -> u8 {
             // The one set of registry clients of this run: every store
             // opened below shares its tokens and connections.
             registry_clients: RegistryClients::new(),
+            tags_page_size: tags_page_size(),
         },
         progress: Arc::clone(&progress),
         metadata_file: cli.metadata_file.clone(),

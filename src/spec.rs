@@ -1276,9 +1276,8 @@ fn valid_tag_hint(raw: &str, valid: &str) -> String {
     };
     let (repository, _) = split_tag(name);
     format!(
-        "tags take letters, digits, \"_\", \".\" and \"-\" (128 at most, not starting with \
-         \".\" or \"-\"); with every other character made \"-\", as for a branch name: \
-         {repository}:{valid}"
+        "made valid as for a branch name, every character but letters, digits, \"_\", \".\" \
+         and \"-\" replaced by \"-\": {repository}:{valid}"
     )
 }
 

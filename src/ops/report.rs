@@ -322,14 +322,12 @@ impl<'a> Outcome<'a> {
         Value::Object(top)
     }
 
-    /// ` (matched by TAG*)` after a cache a tag pattern chose.
+    /// ` (newest of TAG*)` after a cache a tag pattern chose.
     fn pattern_note(&self, from_index: Option<usize>) -> String {
         match from_index.and_then(|i| self.cache_from.get(i)) {
-            Some(
-                spec @ CacheFrom {
-                    source: ImportSource::Pattern { .. },
-                },
-            ) => format!(" (matched by {})", printable(&spec.location())),
+            Some(CacheFrom {
+                source: ImportSource::Pattern { prefix, .. },
+            }) => format!(" (newest of {}*)", printable(prefix)),
             _ => String::new(),
         }
     }

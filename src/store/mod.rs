@@ -140,6 +140,9 @@ pub struct StoreOptions {
     /// The registry clients stores share: made once, in `main`, so every
     /// store on one host shares its tokens and connections.
     pub registry_clients: registry::clients::RegistryClients,
+    /// Tags asked for per page of a registry's tag list; `None`: the
+    /// default ([`registry::manage::TAGS_PAGE_SIZE`]).
+    pub tags_page_size: Option<usize>,
 }
 
 /// The store an import spec names.

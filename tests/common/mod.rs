@@ -6,6 +6,7 @@ pub mod action;
 pub mod aging;
 pub mod estargz;
 pub mod hostile;
+pub mod images;
 pub mod proxy;
 pub mod registry;
 pub mod token_server;

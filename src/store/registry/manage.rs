@@ -94,11 +94,30 @@ impl RegistryStore {
             let page: TagList = serde_json::from_slice(&body).map_err(|err| {
                 RegistryError::protocol(format!("the tag list is not valid JSON: {err}"))
             })?;
-            for tag in page.tags.unwrap_or_default() {
+            let page = page.tags.unwrap_or_default();
+            let full = page.len() == page_size;
+            let last = page.last().cloned();
+            let mut added = false;
+            for tag in page {
                 if seen_tags.insert(tag.clone()) {
                     tags.push(tag);
+                    added = true;
                 }
             }
+            // A registry that cuts the list at `n` without a `Link` is
+            // asked for what follows the last tag (the spec's `last`),
+            // until a page brings nothing new.
+            let next = match (next, last) {
+                (None, Some(last)) if full && added => {
+                    let mut url = url.clone();
+                    url.query_pairs_mut()
+                        .clear()
+                        .append_pair("n", &page_size.to_string())
+                        .append_pair("last", &last);
+                    Some(url)
+                }
+                (next, _) => next,
+            };
             match next {
                 None => return Ok(Some(tags)),
                 Some(next) if seen_urls.contains(&next) => {
@@ -194,7 +213,7 @@ impl RegistryStore {
         Err(fail(err))
     }
 
-    fn fail_repository(&self, what: &str, err: RegistryError) -> StoreError {
+    pub(super) fn fail_repository(&self, what: &str, err: RegistryError) -> StoreError {
         StoreError::Invalid(format!(
             "{}: {what}: {}",
             self.reference.name(),
@@ -299,6 +318,37 @@ mod tests {
         let store = store(server.port);
         let tags = store.list_tags_inner(2).await.unwrap();
         assert_eq!(tags, Some(vec!["a".into(), "b".into(), "c".into()]));
+    }
+
+    #[tokio::test]
+    async fn a_full_page_without_a_link_is_followed_by_last() {
+        let server = TestServer::start(|seen, _| match seen.target.as_str() {
+            "/v2/" => Reply::new(200),
+            "/v2/app/cache/tags/list?n=2" => Reply::new(200).body(r#"{"tags":["a","b"]}"#),
+            "/v2/app/cache/tags/list?n=2&last=b" => Reply::new(200).body(r#"{"tags":["c","d"]}"#),
+            "/v2/app/cache/tags/list?n=2&last=d" => Reply::new(200).body(r#"{"tags":["e"]}"#),
+            // A registry that ignores n and last answers everything, and
+            // the second, unchanged page ends the walk.
+            "/v2/app/all/tags/list?n=2" | "/v2/app/all/tags/list?n=2&last=b" => {
+                Reply::new(200).body(r#"{"tags":["a","b"]}"#)
+            }
+            _ => Reply::new(404),
+        })
+        .await;
+        let store = store(server.port);
+        let tags = store.list_tags_inner(2).await.unwrap();
+        assert_eq!(
+            tags,
+            Some(["a", "b", "c", "d", "e"].map(String::from).to_vec())
+        );
+        let all = RegistryStore {
+            reference: Reference::parse(&format!("127.0.0.1:{}/app/all", server.port)).unwrap(),
+            client: store.client.clone(),
+        };
+        assert_eq!(
+            all.list_tags_inner(2).await.unwrap(),
+            Some(vec!["a".into(), "b".into()])
+        );
     }
 
     #[tokio::test]

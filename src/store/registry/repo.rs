@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use super::RegistryStore;
-use super::manage::Deleted;
+use super::manage::{Deleted, TAGS_PAGE_SIZE};
 use crate::digest::Digest;
 use crate::reference::Reference;
 use crate::store::{
@@ -17,6 +17,7 @@ use crate::store::{
 
 pub struct RegistryRepo {
     base: RegistryStore,
+    page_size: usize,
 }
 
 impl RegistryRepo {
@@ -28,6 +29,10 @@ impl RegistryRepo {
     ) -> Result<RegistryRepo, StoreError> {
         Ok(RegistryRepo {
             base: RegistryStore::new(repository, insecure, options)?,
+            page_size: options
+                .tags_page_size
+                .filter(|&n| n > 0)
+                .unwrap_or(TAGS_PAGE_SIZE),
         })
     }
 }
@@ -39,11 +44,12 @@ impl RepoStore for RegistryRepo {
     }
 
     async fn list_tags(&self) -> Result<Option<TagListing>, StoreError> {
-        Ok(self
+        let tags = self
             .base
-            .list_tags()
-            .await?
-            .map(|tags| TagListing { tags, untagged: 0 }))
+            .list_tags_inner(self.page_size)
+            .await
+            .map_err(|err| self.base.fail_repository("list tags", err))?;
+        Ok(tags.map(|tags| TagListing { tags, untagged: 0 }))
     }
 
     async fn resolve_tag(&self, tag: &str) -> Result<Option<Digest>, StoreError> {
