@@ -79,6 +79,7 @@ deps:
 	@test -x /usr/bin/docker-registry || scripts/apt-install.sh docker-registry
 	@command -v skopeo >/dev/null || scripts/apt-install.sh skopeo
 	@command -v strace >/dev/null || scripts/apt-install.sh strace
+	@command -v node >/dev/null || scripts/apt-install.sh nodejs
 
 clean:
 	$(CARGO) clean

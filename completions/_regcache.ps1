@@ -33,8 +33,8 @@ Register-ArgumentCompleter -Native -CommandName 'regcache' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('save', 'save', [CompletionResultType]::ParameterValue, 'Save directories to every --cache-to')
-            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore directories from the first --cache-from that holds each')
+            [CompletionResult]::new('save', 'save', [CompletionResultType]::ParameterValue, 'Save directories and files to every --cache-to')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore directories and files from the first --cache-from that holds each')
             [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy, merge, convert, recompress or slim BuildKit caches')
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Restore, run a command, and save only if it succeeded')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show what a cache holds: form, layers, records, entries')
@@ -99,7 +99,7 @@ Register-ArgumentCompleter -Native -CommandName 'regcache' -ScriptBlock {
         'regcache;run' {
             [CompletionResult]::new('--cache-from', '--cache-from', [CompletionResultType]::ParameterName, 'Where to restore from, in order of preference (repeatable)')
             [CompletionResult]::new('--cache-to', '--cache-to', [CompletionResultType]::ParameterName, 'Where to save after a successful command (repeatable)')
-            [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'A directory to restore before and save after the command (repeatable)')
+            [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'A directory or file to restore before and save after the command (repeatable)')
             [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)')
             [CompletionResult]::new('--metadata-file', '--metadata-file', [CompletionResultType]::ParameterName, 'Write a JSON summary of what was restored, run and saved to FILE (see docs/metadata.md), as `docker buildx build --metadata-file` does')
             [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Talk plain HTTP to this registry (repeatable), as dockerd''s --insecure-registry. Loopback registries (localhost, 127.0.0.0/8, ::1) never need it')
@@ -165,8 +165,8 @@ Register-ArgumentCompleter -Native -CommandName 'regcache' -ScriptBlock {
             break
         }
         'regcache;help' {
-            [CompletionResult]::new('save', 'save', [CompletionResultType]::ParameterValue, 'Save directories to every --cache-to')
-            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore directories from the first --cache-from that holds each')
+            [CompletionResult]::new('save', 'save', [CompletionResultType]::ParameterValue, 'Save directories and files to every --cache-to')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore directories and files from the first --cache-from that holds each')
             [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy, merge, convert, recompress or slim BuildKit caches')
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Restore, run a command, and save only if it succeeded')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show what a cache holds: form, layers, records, entries')

@@ -35,8 +35,8 @@ complete -c regcache -n "__fish_regcache_needs_command" -s v -l verbose -d 'More
 complete -c regcache -n "__fish_regcache_needs_command" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
 complete -c regcache -n "__fish_regcache_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regcache -n "__fish_regcache_needs_command" -s V -l version -d 'Print version'
-complete -c regcache -n "__fish_regcache_needs_command" -f -a "save" -d 'Save directories to every --cache-to'
-complete -c regcache -n "__fish_regcache_needs_command" -f -a "restore" -d 'Restore directories from the first --cache-from that holds each'
+complete -c regcache -n "__fish_regcache_needs_command" -f -a "save" -d 'Save directories and files to every --cache-to'
+complete -c regcache -n "__fish_regcache_needs_command" -f -a "restore" -d 'Restore directories and files from the first --cache-from that holds each'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "copy" -d 'Copy, merge, convert, recompress or slim BuildKit caches'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
 complete -c regcache -n "__fish_regcache_needs_command" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'
@@ -89,7 +89,7 @@ complete -c regcache -n "__fish_regcache_using_subcommand copy" -s q -l quiet -d
 complete -c regcache -n "__fish_regcache_using_subcommand copy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regcache -n "__fish_regcache_using_subcommand run" -l cache-from -d 'Where to restore from, in order of preference (repeatable)' -r
 complete -c regcache -n "__fish_regcache_using_subcommand run" -l cache-to -d 'Where to save after a successful command (repeatable)' -r
-complete -c regcache -n "__fish_regcache_using_subcommand run" -l path -d 'A directory to restore before and save after the command (repeatable)' -r
+complete -c regcache -n "__fish_regcache_using_subcommand run" -l path -d 'A directory or file to restore before and save after the command (repeatable)' -r
 complete -c regcache -n "__fish_regcache_using_subcommand run" -l progress -d 'How to show progress on stderr, as buildx: auto (tty when stderr is a terminal, else plain), tty (bars per blob and overall), plain (a line per blob, no escape codes), quiet (only warnings and errors)' -r -f -a "auto\t''
 tty\t''
 plain\t''
@@ -143,8 +143,8 @@ complete -c regcache -n "__fish_regcache_using_subcommand ls" -l json -d 'Print 
 complete -c regcache -n "__fish_regcache_using_subcommand ls" -s v -l verbose -d 'More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides'
 complete -c regcache -n "__fish_regcache_using_subcommand ls" -s q -l quiet -d 'Only warnings and errors: no progress, no summary (= --progress quiet)'
 complete -c regcache -n "__fish_regcache_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "save" -d 'Save directories to every --cache-to'
-complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "restore" -d 'Restore directories from the first --cache-from that holds each'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "save" -d 'Save directories and files to every --cache-to'
+complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "restore" -d 'Restore directories and files from the first --cache-from that holds each'
 complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "copy" -d 'Copy, merge, convert, recompress or slim BuildKit caches'
 complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "run" -d 'Restore, run a command, and save only if it succeeded'
 complete -c regcache -n "__fish_regcache_using_subcommand help; and not __fish_seen_subcommand_from save restore copy run inspect prune ls help" -f -a "inspect" -d 'Show what a cache holds: form, layers, records, entries'

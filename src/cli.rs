@@ -78,10 +78,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Save directories to every --cache-to.
+    /// Save directories and files to every --cache-to.
     #[command(
-        long_about = "Save directories to every --cache-to.\n\n\
-Each PATH is one entry, stored under the name it was given: relative paths relative \
+        long_about = "Save directories and files to every --cache-to.\n\n\
+Each PATH, a directory or a regular file, is one entry, stored under the name it was given: relative paths relative \
 to the working directory, absolute paths as absolute. A PATH that does not exist is \
 a warning and is skipped; with nothing to save, save warns and exits 0 without \
 touching any target. Layers are compressed once per distinct compression and written \
@@ -102,9 +102,9 @@ and manifest.",
     )]
     Save(SaveArgs),
 
-    /// Restore directories from the first --cache-from that holds each.
+    /// Restore directories and files from the first --cache-from that holds each.
     #[command(
-        long_about = "Restore directories from the first --cache-from, in the order given, \
+        long_about = "Restore directories and files from the first --cache-from, in the order given, \
 that holds each (branch first, then main).\n\n\
 With no PATH, every path the caches hold is restored, except those outside the \
 working and home directories, which must be named. A --cache-from that does not exist \
@@ -296,7 +296,7 @@ pub struct RunArgs {
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
 
-    /// A directory to restore before and save after the command (repeatable).
+    /// A directory or file to restore before and save after the command (repeatable).
     #[arg(long = "path", value_name = "PATH", required = true)]
     pub paths: Vec<String>,
 

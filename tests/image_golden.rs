@@ -525,6 +525,7 @@ fn builder_reproduces_buildkit_layer_tables() {
                 hardlinks: 0,
                 bytes: 0,
                 filelist: None,
+                kind: regcache::image::EntryKind::Dir,
             });
         }
         let params = BuildParams {

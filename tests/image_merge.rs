@@ -263,6 +263,7 @@ fn build_entry(path: &str, layers: &[&str]) -> BuildEntry {
         hardlinks: 0,
         bytes: 10,
         filelist: None,
+        kind: regcache::image::EntryKind::Dir,
     }
 }
 

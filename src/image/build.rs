@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::ImageError;
 use super::config::{CacheConfig, CacheLayer, CacheRecord, CacheResult};
 use super::descriptor::Descriptor;
-use super::entries::{EntriesBlob, EntryMeta, entry_record_digest};
+use super::entries::{EntriesBlob, EntryKind, EntryMeta, entry_record_digest};
 use super::manifest::{CacheImage, Form, RawManifest};
 use super::media_types::{
     ANNOTATION_CREATED_AT, ANNOTATION_ESTARGZ_UNCOMPRESSED_SIZE, ANNOTATION_REGCACHE_MODE,
@@ -42,6 +42,7 @@ pub struct BuildEntry {
     pub hardlinks: u64,
     pub bytes: u64,
     pub filelist: Option<BuiltFileList>,
+    pub kind: EntryKind,
 }
 
 /// An entry's state list blob, and the shape of the chain it describes.
@@ -346,6 +347,7 @@ fn entry_meta(entry: &BuildEntry) -> EntryMeta {
         bytes: entry.bytes,
         filelist: entry.filelist.as_ref().map(|l| l.digest.clone()),
         deltas: entry.filelist.as_ref().map_or(0, |l| l.deltas),
+        kind: entry.kind,
     }
 }
 
@@ -376,6 +378,7 @@ mod tests {
             hardlinks: 0,
             bytes: 1234,
             filelist: None,
+            kind: EntryKind::Dir,
         }
     }
 

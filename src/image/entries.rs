@@ -63,6 +63,33 @@ pub struct EntryMeta {
     /// layers below (absent: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub deltas: u32,
+    /// What the PATH was: absent for a directory, so a directory entry's
+    /// blob is byte for byte what earlier versions wrote.
+    #[serde(default, skip_serializing_if = "EntryKind::is_dir")]
+    pub kind: EntryKind,
+}
+
+/// A saved PATH is a directory (the layers hold paths below it) or a
+/// single regular file (one layer, one file, restored at the PATH itself).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    #[default]
+    Dir,
+    File,
+}
+
+impl EntryKind {
+    pub fn is_dir(&self) -> bool {
+        *self == EntryKind::Dir
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::Dir => "directory",
+            EntryKind::File => "file",
+        }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -213,6 +240,7 @@ mod tests {
             bytes: 42,
             filelist: None,
             deltas: 0,
+            kind: EntryKind::Dir,
         }
     }
 
@@ -252,6 +280,29 @@ mod tests {
         // Written by a regcache without state lists: the same bytes as before.
         let json = String::from_utf8(blob(vec![meta("a")]).to_json().unwrap()).unwrap();
         assert!(!json.contains("filelist"), "{json}");
+    }
+
+    #[test]
+    fn a_file_entry_says_so_and_a_directory_entry_is_written_as_before() {
+        let file = EntryMeta {
+            kind: EntryKind::File,
+            ..meta("Cargo.lock")
+        };
+        let json = String::from_utf8(blob(vec![file.clone()]).to_json().unwrap()).unwrap();
+        assert!(json.contains(r#""kind":"file""#), "{json}");
+        assert_eq!(
+            EntriesBlob::from_json(json.as_bytes()).unwrap().entries[0],
+            file
+        );
+        let json = String::from_utf8(blob(vec![meta("target")]).to_json().unwrap()).unwrap();
+        assert!(!json.contains("kind"), "{json}");
+        // Blobs of earlier versions have no kind: every entry a directory.
+        let old = format!(
+            r#"{{"version":1,"mode":"min","entries":[{{"path":"t","record":"{}","layers":[],"files":0,"dirs":0,"symlinks":0,"hardlinks":0,"bytes":0}}]}}"#,
+            entry_record_digest("t")
+        );
+        let parsed = EntriesBlob::from_json(old.as_bytes()).unwrap();
+        assert_eq!(parsed.entries[0].kind, EntryKind::Dir);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::config::CacheConfig;
 use super::descriptor::Descriptor;
-use super::entries::EntriesBlob;
+use super::entries::{EntriesBlob, EntryKind};
 use super::manifest::{CacheImage, RawManifest};
 use super::media_types::{ANNOTATION_STARGZ_TOC, ANNOTATION_UNCOMPRESSED, layer_compression};
 use crate::compression::Compression;
@@ -49,6 +49,8 @@ pub struct LayerInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EntryInfo {
     pub path: String,
+    /// `dir`, or `file` for an entry of one regular file.
+    pub kind: EntryKind,
     pub files: u64,
     pub bytes: u64,
     pub layers: usize,
@@ -98,6 +100,7 @@ impl InspectReport {
                         .iter()
                         .map(|e| EntryInfo {
                             path: e.path.clone(),
+                            kind: e.kind,
                             files: e.files,
                             bytes: e.bytes,
                             layers: e.layers.len(),
@@ -286,6 +289,7 @@ mod tests {
             hardlinks: 0,
             bytes,
             filelist: None,
+            kind: crate::image::EntryKind::Dir,
         }
     }
 

@@ -23,7 +23,9 @@ pub use config::{
     MAX_CONFIG_SIZE,
 };
 pub use descriptor::{Descriptor, Platform};
-pub use entries::{ENTRY_NAMESPACE, EntriesBlob, EntryMeta, entry_chain, entry_record_digest};
+pub use entries::{
+    ENTRY_NAMESPACE, EntriesBlob, EntryKind, EntryMeta, entry_chain, entry_record_digest,
+};
 pub use inspect::{EntryInfo, InspectReport, LayerInfo};
 pub use manifest::{CacheImage, Form, MAX_MANIFEST_SIZE, RawManifest};
 pub use merge::{

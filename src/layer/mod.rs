@@ -8,6 +8,7 @@
 //! - [`reuse`]: which parts of a walk a base cache already holds.
 //! - [`unpack`]: layer blobs → directory, verified and confined to its root.
 //! - [`root`]: an entry's root opened beneath its anchor, no symlink followed.
+//! - `single`: an entry of one regular file.
 //! - [`leftovers`]: what killed restores left behind, removed.
 
 pub mod codec;
@@ -21,6 +22,7 @@ pub mod plan;
 pub mod reuse;
 pub mod root;
 mod safe_path;
+mod single;
 mod stage;
 mod stats;
 pub mod superseded;
@@ -36,7 +38,7 @@ mod walk;
 pub use estargz::{EstargzInfo, tar_to_estargz};
 pub use pack::{
     DEFAULT_PART_SIZE, EntryStats, FileListBlob, PackError, PackHooks, PackOptions, PackedEntry,
-    PackedLayer, pack_dir, pack_dir_with_base,
+    PackedLayer, pack_dir, pack_dir_with_base, pack_file_with_base,
 };
 pub use reuse::BaseEntry;
 pub use unpack::{EntryRestorer, LayerSource, UnpackError};

@@ -20,6 +20,7 @@ use super::estargz::{EntryMeta, EntryType, EstargzWriter};
 use super::filelist::{FileListWriter, FileRecord};
 use super::plan::{EntryPlan, plan_parts};
 use super::reuse::{BaseEntry, BaseMatcher};
+use super::single::{SingleFile, single_file, walk_single};
 use super::tar_write::{END_OF_ARCHIVE, EntryHeader, EntryKind, HeaderEncoder, padding};
 use super::walk::{Item, ItemKind, Part, item_path, walk};
 
@@ -135,8 +136,10 @@ impl PackedEntry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
-    #[error("{path}: not a directory (a cache entry must be a directory)")]
+    #[error("{path}: not a directory")]
     NotADirectory { path: PathBuf },
+    #[error("{path}: not a regular file")]
+    NotAFile { path: PathBuf },
     #[error("reading {path}: {source}")]
     Read {
         path: PathBuf,
@@ -232,6 +235,45 @@ pub fn pack_dir_with_base(
             path: root.to_path_buf(),
         });
     }
+    pack_parts(
+        root,
+        |emit| walk(root, opts.part_size, emit),
+        spool,
+        opts,
+        base,
+        hooks,
+    )
+}
+
+/// Like [`pack_dir_with_base`] for an entry of one regular file (see
+/// [`super::single`]).
+pub fn pack_file_with_base(
+    file: &Path,
+    spool: &Path,
+    opts: &PackOptions,
+    base: Option<&BaseEntry>,
+    hooks: PackHooks<'_>,
+) -> Result<PackedEntry, PackError> {
+    let SingleFile { dir, item } = single_file(file)?;
+    pack_parts(
+        &dir,
+        |emit| walk_single(item, emit),
+        spool,
+        opts,
+        base,
+        hooks,
+    )
+}
+
+/// Packs the parts `walk` emits, each item read below `root`.
+fn pack_parts(
+    root: &Path,
+    walk: impl FnOnce(&mut dyn FnMut(Part) -> bool) -> Result<EntryStats, PackError>,
+    spool: &Path,
+    opts: &PackOptions,
+    base: Option<&BaseEntry>,
+    hooks: PackHooks<'_>,
+) -> Result<PackedEntry, PackError> {
     let jobs = opts.jobs.max(1);
     let cancel = AtomicBool::new(false);
     let (part_tx, part_rx) = mpsc::sync_channel::<Part>(jobs);
@@ -274,7 +316,7 @@ pub fn pack_dir_with_base(
         let cancel_ref = &cancel;
         let collector =
             scope.spawn(move || collect(done_rx, list_file, cancel_ref, hooks.on_layer));
-        let walked = walk(root, opts.part_size, |part| {
+        let walked = walk(&mut |part| {
             if cancel.load(Ordering::Relaxed) {
                 return false;
             }

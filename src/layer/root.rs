@@ -92,6 +92,90 @@ pub fn open_root(root: &RootPath) -> Result<OpenRoot, UnpackError> {
     })
 }
 
+/// Opens the directory of an entry of one file, as [`open_root`] opens a
+/// directory root, and returns the name the file is restored as in it.
+/// What stands at that name now must be nothing or a regular file: a
+/// directory is the user's and is never replaced, and a symlink is
+/// followed only with the user's leave (`allow_symlink`), as a directory
+/// root's is.
+pub fn open_file_root(root: &RootPath) -> Result<(OpenRoot, OsString), UnpackError> {
+    let display = root.display_path();
+    let root_err = |reason: String| UnpackError::Root {
+        path: display.clone(),
+        reason,
+    };
+    let Some((name, parents)) = root.below.split_last() else {
+        return Err(root_err(
+            "a file entry cannot be restored at its anchor".into(),
+        ));
+    };
+    let dir = open_root(&RootPath {
+        anchor: root.anchor.clone(),
+        below: parents.to_vec(),
+        allow_symlink: false,
+    })?;
+    let stat = match rustix::fs::statat(&dir._dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        Err(Errno::NOENT) => return Ok((dir, name.clone())),
+        Err(e) => {
+            return Err(UnpackError::Io {
+                path: display,
+                source: e.into(),
+            });
+        }
+        Ok(stat) => stat,
+    };
+    match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
+        rustix::fs::FileType::RegularFile => Ok((dir, name.clone())),
+        rustix::fs::FileType::Directory => Err(root_err(
+            "a directory stands where the cache has a file; nothing was changed \
+             (remove the directory to restore the file)"
+                .into(),
+        )),
+        rustix::fs::FileType::Symlink => {
+            let target = rustix::fs::readlinkat(&dir._dir, name.as_os_str(), Vec::new())
+                .map(|t| PathBuf::from(OsStr::from_bytes(t.as_bytes())))
+                .unwrap_or_else(|_| PathBuf::from("?"));
+            if !root.allow_symlink {
+                return Err(UnpackError::RootSymlink {
+                    link: display,
+                    target,
+                    at_root: true,
+                });
+            }
+            follow_file_link(&display, &target)
+        }
+        _ => Err(root_err("exists and is not a regular file".into())),
+    }
+}
+
+/// The user's own link to a file, followed: the file is restored where it
+/// points, which must be a regular file or nothing in an existing directory.
+fn follow_file_link(link: &Path, target: &Path) -> Result<(OpenRoot, OsString), UnpackError> {
+    let not_usable = |why: &str| UnpackError::Root {
+        path: link.to_path_buf(),
+        reason: format!("a symlink to {}, {why}", target.display()),
+    };
+    let pointed = link.parent().unwrap_or(Path::new("/")).join(target);
+    let real = match fs::canonicalize(&pointed) {
+        Ok(real) if real.is_file() => real,
+        Ok(_) => return Err(not_usable("which is not a regular file")),
+        // Dangling: the file is made where it points, if that directory is there.
+        Err(_) => match (pointed.parent().map(fs::canonicalize), pointed.file_name()) {
+            (Some(Ok(dir)), Some(name)) => dir.join(name),
+            _ => return Err(not_usable("which does not exist")),
+        },
+    };
+    let (Some(dir), Some(name)) = (real.parent(), real.file_name()) else {
+        return Err(not_usable("which is not a file's path"));
+    };
+    let open = open_root(&RootPath {
+        anchor: dir.to_path_buf(),
+        below: Vec::new(),
+        allow_symlink: true,
+    })?;
+    Ok((open, name.to_os_string()))
+}
+
 fn is_plain_name(name: &OsStr) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty() && bytes != b"." && bytes != b".." && !bytes.contains(&b'/')

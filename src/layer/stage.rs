@@ -236,6 +236,9 @@ pub struct Stage<'a> {
     stats: EntryStats,
     /// Which paths later layers replace or delete (see `superseded`).
     finals: Option<&'a mut FinalLayers>,
+    /// An entry of one file: the name it is restored as, in the root (its
+    /// directory), and whether this layer brought it yet.
+    single: Option<(&'a [u8], bool)>,
 }
 
 impl<'a> Stage<'a> {
@@ -276,7 +279,37 @@ impl<'a> Stage<'a> {
             written: 0,
             stats: EntryStats::default(),
             finals: None,
+            single: None,
         }
+    }
+
+    /// Restores an entry of one file: the layer must hold exactly one
+    /// regular file, which becomes `name` in the root whatever the tar
+    /// calls it. Anything else is refused, so nothing but `name` in the
+    /// file's directory is ever written, deleted or given metadata.
+    pub fn single_file(&mut self, name: &'a [u8]) {
+        self.single = Some((name, false));
+    }
+
+    /// The archive path `rel` as an entry of one file, or why not.
+    fn single_name(&mut self, header: &Header, rel: &[u8]) -> Result<Option<Vec<u8>>, UnpackError> {
+        let Some((name, seen)) = self.single else {
+            return Ok(Some(rel.to_vec()));
+        };
+        if self.estargz && header.kind == Kind::File && ESTARGZ_METADATA.contains(&rel) {
+            return Ok(None);
+        }
+        let reason = if header.kind != Kind::File {
+            "a file entry's layer holds one regular file, and this is not one"
+        } else if rel.is_empty() || rel.contains(&b'/') || rel.starts_with(b".wh.") {
+            "a file entry's layer holds one regular file, not a path below a directory"
+        } else if seen {
+            "a file entry's layer holds one regular file, and this is a second one"
+        } else {
+            self.single = Some((name, true));
+            return Ok(Some(name.to_vec()));
+        };
+        Err(self.unsafe_entry(&header.path, reason))
     }
 
     /// Pretends the file system has `bytes` free, so tests need no full disk.
@@ -333,6 +366,9 @@ impl<'a> Stage<'a> {
             }
             _ => {}
         }
+        let Some(rel) = self.single_name(header, &rel)? else {
+            return Ok(());
+        };
         if rel.is_empty() {
             return match header.kind {
                 Kind::Dir => {

@@ -18,7 +18,7 @@ use crate::digest::{Digest, Hasher, VerifyingReader};
 use crate::progress::human_bytes;
 
 use super::codec::{IO_BUFFER, decoder};
-use super::root::{OpenRoot, RootPath, open_root};
+use super::root::{OpenRoot, RootPath, open_file_root, open_root};
 use super::safe_path::{ancestors, depth, on_disk};
 use super::stage::{DirMeta, Restored, Stage, TempNames};
 use super::stats::EntryStats;
@@ -123,7 +123,7 @@ impl UnpackError {
     pub fn hint(&self) -> Option<String> {
         match self {
             UnpackError::RootSymlink { at_root: true, .. } => Some(
-                "if you made that link yourself (a directory kept on another disk), \
+                "if you made that link yourself (a directory or file kept on another disk), \
                  pass --allow-root-symlink to restore where it points"
                     .to_string(),
             ),
@@ -148,6 +148,8 @@ pub struct EntryRestorer {
     open: OpenRoot,
     temps: TempNames,
     restored: Restored,
+    /// An entry of one file: its name in `root`, its directory.
+    single: Option<Vec<u8>>,
 }
 
 impl EntryRestorer {
@@ -175,6 +177,23 @@ impl EntryRestorer {
             open,
             temps: TempNames::new(),
             restored: Restored::default(),
+            single: None,
+        })
+    }
+
+    /// Prepares to restore an entry of one file at the path `root`
+    /// describes: its directory is reached as a directory root is, and
+    /// each layer may only bring that one file (see [`super::root::open_file_root`]).
+    pub fn open_file(root: &RootPath) -> Result<EntryRestorer, UnpackError> {
+        let (open, name) = open_file_root(root)?;
+        // No sweep for killed restores' temporaries: that walks the whole
+        // directory tree, which for a file is someone else's (a checkout).
+        Ok(EntryRestorer {
+            root: open.access_path().to_path_buf(),
+            open,
+            temps: TempNames::new(),
+            restored: Restored::default(),
+            single: Some(std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str()).to_vec()),
         })
     }
 
@@ -229,6 +248,9 @@ impl EntryRestorer {
         } = layer;
         let estargz = compression == Compression::Estargz;
         let mut stage = Stage::new(&self.root, &digest, &mut self.temps, estargz);
+        if let Some(name) = &self.single {
+            stage.single_file(name);
+        }
         if let Some(finals) = finals {
             stage.skip_superseded(finals);
         }

@@ -806,3 +806,80 @@ fn a_file_larger_than_the_free_space_is_refused_before_it_is_written() {
         "{message}"
     );
 }
+
+/// Applies `tar` as the layer of an entry of one file at `dir/name`.
+fn apply_single(dir: &Path, name: &str, tar: &RawTar) -> Result<(), UnpackError> {
+    let blob = tar.build();
+    let mut restorer = EntryRestorer::open_file(&super::root::RootPath {
+        anchor: dir.to_path_buf(),
+        below: vec![name.into()],
+        allow_symlink: false,
+    })?;
+    restorer.apply_layer(source(&blob))?;
+    restorer.finish().map(|_| ())
+}
+
+/// A file entry's layer is one regular file, restored under the entry's
+/// name whatever the tar calls it; anything that would touch another name
+/// in the file's directory (a second file, a path below it, a whiteout, a
+/// directory record for the root, a link) is refused with nothing written.
+#[test]
+fn a_file_entry_restores_one_file_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::write(root.join("sibling"), "keep").unwrap();
+    fs::set_permissions(root, fs::Permissions::from_mode(0o755)).unwrap();
+    apply_single(
+        root,
+        "Cargo.lock",
+        RawTar::default().file_mode("lock-v2", b"new", 0o640),
+    )
+    .unwrap();
+    assert_eq!(fs::read(root.join("Cargo.lock")).unwrap(), b"new");
+    let meta = fs::metadata(root.join("Cargo.lock")).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o640);
+    assert_eq!(meta.mtime(), 1_600_000_000);
+    assert!(!root.join("lock-v2").exists());
+
+    let hostile: Vec<RawTar> = vec![
+        {
+            let mut t = RawTar::default();
+            t.file("a", b"1").file("b", b"2");
+            t
+        },
+        {
+            let mut t = RawTar::default();
+            t.file("sub/x", b"1");
+            t
+        },
+        {
+            let mut t = RawTar::default();
+            t.file(".wh.sibling", b"");
+            t
+        },
+        {
+            let mut t = RawTar::default();
+            t.dir("./", 0o777).file("x", b"1");
+            t
+        },
+        {
+            let mut t = RawTar::default();
+            t.symlink("x", "/etc/passwd");
+            t
+        },
+        {
+            let mut t = RawTar::default();
+            t.file("x", b"1").hardlink("y", "x");
+            t
+        },
+    ];
+    for tar in &hostile {
+        let before = listing(root);
+        let err = apply_single(root, "Cargo.lock", tar).expect_err("refused");
+        assert!(err.to_string().contains("a file entry's layer"), "{err}");
+        assert_eq!(listing(root), before);
+        assert_eq!(fs::read(root.join("Cargo.lock")).unwrap(), b"new");
+        assert_eq!(fs::read(root.join("sibling")).unwrap(), b"keep");
+        assert_eq!(fs::metadata(root).unwrap().mode() & 0o7777, 0o755);
+    }
+}

@@ -14,7 +14,7 @@ use super::save::MountSource;
 use super::transfer::fetch_verified;
 use super::{OpsError, blocking, entry_path};
 use crate::compression::Compression;
-use crate::image::entries::EntryMeta;
+use crate::image::entries::{EntryKind, EntryMeta};
 use crate::image::{entry_chain, media_types};
 use crate::layer::root::RootPath;
 use crate::layer::superseded::FinalLayers;
@@ -332,9 +332,17 @@ async fn restore_entry(
     };
     let chain = entry_chain(&source.image, &source.config, entry)?;
     let list = final_state_list(source, entry).await;
-    let mut restorer = blocking(move || EntryRestorer::open(&root))
-        .await?
-        .map_err(unpack_error)?;
+    let kind = source
+        .entries
+        .as_ref()
+        .and_then(|e| e.find(entry))
+        .map_or(EntryKind::Dir, |meta| meta.kind);
+    let mut restorer = blocking(move || match kind {
+        EntryKind::Dir => EntryRestorer::open(&root),
+        EntryKind::File => EntryRestorer::open_file(&root),
+    })
+    .await?
+    .map_err(unpack_error)?;
     for (index, desc) in chain.into_iter().enumerate() {
         let compression = media_types::layer_compression(&desc.media_type).ok_or_else(|| {
             OpsError::Failed(format!(

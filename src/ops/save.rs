@@ -22,12 +22,13 @@ use crate::image::build::{
     BuildEntry, BuildParams, BuiltFileList, BuiltImage, BuiltLayer, build_cache_image,
 };
 use crate::image::media_types::REGCACHE_FILELIST;
-use crate::image::{Descriptor, Form};
+use crate::image::{Descriptor, EntryKind, Form};
 use crate::layer::delta::pack_delta;
 use crate::layer::pack::SaveCounts;
 use crate::layer::plan::EntryPlan;
 use crate::layer::{
     EntryStats, PackHooks, PackOptions, PackedEntry, PackedLayer, pack_dir_with_base,
+    pack_file_with_base,
 };
 use crate::progress::{BlobProgress, Progress, human_bytes};
 use crate::spec::{CacheFrom, CacheTo, Mode};
@@ -136,6 +137,8 @@ impl SaveReport {
 /// The layers of every entry packed with one (compression, level).
 struct PackedSet {
     entries: Vec<(String, PackedEntry)>,
+    /// Each entry's kind, in the order of `entries`.
+    kinds: Vec<EntryKind>,
     /// The caches reused layers come from, and for each entry which one.
     bases: Vec<LoadedCache>,
     entry_base: Vec<Option<usize>>,
@@ -336,7 +339,8 @@ impl TargetReport {
     }
 }
 
-/// The entries to save: each existing directory once, by its stored name.
+/// The entries to save: each existing directory or regular file once, by
+/// its stored name.
 fn collect_paths(args: &[String], cwd: &Path) -> (Vec<(String, PathBuf)>, Vec<SkippedPath>) {
     let mut sources: Vec<(String, PathBuf)> = Vec::new();
     let mut skipped = Vec::new();
@@ -349,8 +353,8 @@ fn collect_paths(args: &[String], cwd: &Path) -> (Vec<(String, PathBuf)>, Vec<Sk
         }
         let resolved = entry_path::resolve(&name, cwd);
         let reason = match std::fs::metadata(&resolved) {
-            Ok(meta) if meta.is_dir() => None,
-            Ok(_) => Some("not a directory".to_string()),
+            Ok(meta) if meta.is_dir() || meta.is_file() => None,
+            Ok(_) => Some("neither a directory nor a regular file".to_string()),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 Some("does not exist".to_string())
             }
@@ -399,14 +403,19 @@ async fn pack_all(
         jobs: options.jobs,
     });
     let mut entries = Vec::new();
+    let mut kinds = Vec::new();
     let mut entry_base = Vec::new();
     let mut early = EarlyUploads::new();
     let target = spec.target.location();
     for (name, root) in sources {
         let root = root.clone();
+        let kind = match std::fs::metadata(&root) {
+            Ok(meta) if meta.is_file() => EntryKind::File,
+            _ => EntryKind::Dir,
+        };
         let spool_dir = spool.path().to_path_buf();
         let opts = Arc::clone(&pack_options);
-        let base = find_base(&bases, name, spec.params.compression, &spool_dir).await;
+        let base = find_base(&bases, name, kind, spec.params.compression, &spool_dir).await;
         entry_base.push(base.as_ref().map(|b| b.base));
         let started = Instant::now();
         let progress: Arc<dyn BlobProgress> = Arc::from(options.progress.work(&format!(
@@ -427,8 +436,9 @@ async fn pack_all(
         };
         // mode=max keeps the chain and adds what changed as one delta
         // layer, unless the chain is due for squashing: then, as in
-        // mode=min, fresh full layers (unchanged parts still reused).
-        let keep_chain = spec.params.mode == Mode::Max;
+        // mode=min, fresh full layers (unchanged parts still reused). A
+        // file has no history worth a chain: a changed file is the delta.
+        let keep_chain = spec.params.mode == Mode::Max && kind == EntryKind::Dir;
         let pack_progress = Arc::clone(&progress);
         let pack = blocking(move || {
             let hooks = PackHooks {
@@ -436,6 +446,9 @@ async fn pack_all(
                 on_layer: &on_layer,
             };
             let base = base.as_ref().map(|b| &b.entry);
+            if kind == EntryKind::File {
+                return pack_file_with_base(&root, &spool_dir, &opts, base, hooks);
+            }
             if keep_chain
                 && let Some(base) = base
                 && let Some(packed) = pack_delta(&root, &spool_dir, &opts, base, hooks)?
@@ -505,9 +518,11 @@ async fn pack_all(
             started.elapsed().as_secs_f64()
         );
         entries.push((name.clone(), packed));
+        kinds.push(kind);
     }
     Ok(PackedSet {
         entries,
+        kinds,
         bases,
         entry_base,
         early,
@@ -532,7 +547,8 @@ async fn export(
     let build_entries: Vec<BuildEntry> = packed
         .entries
         .iter()
-        .map(|(path, entry)| BuildEntry {
+        .zip(&packed.kinds)
+        .map(|((path, entry), kind)| BuildEntry {
             path: path.clone(),
             layers: entry
                 .layers
@@ -555,6 +571,7 @@ async fn export(
                 size: entry.filelist.size,
                 deltas: u32::try_from(entry.deltas).unwrap_or(u32::MAX),
             }),
+            kind: *kind,
         })
         .collect();
     let built: BuiltImage = build_cache_image(

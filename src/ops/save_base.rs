@@ -16,12 +16,12 @@ use super::restore::SourceReport;
 use super::transfer::fetch_verified;
 use crate::compression::Compression;
 use crate::digest::Digest;
-use crate::image::Descriptor;
 use crate::image::entry_chain;
 use crate::image::media_types::{
     ANNOTATION_STARGZ_TOC, ANNOTATION_UNCOMPRESSED, ANNOTATION_UNCOMPRESSED_SIZE,
     REGCACHE_FILELIST, layer_compression,
 };
+use crate::image::{Descriptor, EntryKind};
 use crate::layer::{BaseEntry, PackedLayer};
 use crate::spec::{CacheFrom, CacheTo};
 use crate::store::{self, StoreOptions};
@@ -92,16 +92,17 @@ pub(crate) struct FetchedBase {
     _list: tempfile::NamedTempFile,
 }
 
-/// The first base that can serve the entry `path` for layers of
+/// The first base that can serve the entry `path`, a `kind`, for layers of
 /// `compression`.
 pub(crate) async fn find_base(
     bases: &[LoadedCache],
     path: &str,
+    kind: EntryKind,
     compression: Compression,
     spool: &Path,
 ) -> Option<FetchedBase> {
     for (index, base) in bases.iter().enumerate() {
-        let (list, layers, deltas) = match usable(base, path, compression) {
+        let (list, layers, deltas) = match usable(base, path, kind, compression) {
             Ok(found) => found,
             Err(why) => {
                 tracing::debug!("{path}: base {} not used: {why}", base.label);
@@ -133,10 +134,20 @@ pub(crate) async fn find_base(
 fn usable(
     base: &LoadedCache,
     path: &str,
+    kind: EntryKind,
     compression: Compression,
 ) -> Result<(Descriptor, Vec<PackedLayer>, usize), String> {
     let entries = base.entries.as_ref().ok_or("not a regcache cache")?;
     let meta = entries.find(path).ok_or("does not hold this path")?;
+    // A layer means one thing under a directory root and another as a
+    // single file: never reuse one across a change of kind.
+    if meta.kind != kind {
+        return Err(format!(
+            "it holds a {} there, this is a {}",
+            meta.kind.name(),
+            kind.name()
+        ));
+    }
     let list_digest = meta.filelist.as_ref().ok_or("no state list")?;
     let list = base
         .image

@@ -2,6 +2,7 @@
 //! comparing directory trees field by field.
 #![allow(dead_code)]
 
+pub mod action;
 pub mod aging;
 pub mod estargz;
 pub mod hostile;
