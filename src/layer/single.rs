@@ -96,7 +96,6 @@ mod tests {
         .unwrap();
         assert_eq!((stats.files, stats.bytes, stats.dirs), (1, 4, 0));
         assert_eq!(parts.len(), 1);
-        assert!(parts[0].last);
         assert!(matches!(
             single_file(dir.path()),
             Err(PackError::NotAFile { .. })
