@@ -542,7 +542,7 @@ fn the_summary_names_the_caches_read_and_missed() {
         .assert()
         .success()
         .stderr(
-            contains("copy: read 1 of 2 cache(s)")
+            contains("copy: read 1 of 2 caches")
                 .and(contains("miss  "))
                 .and(contains("save:").not()),
         );

@@ -192,7 +192,7 @@ fn unchanged_tree_gives_the_same_layers_and_writes_none() {
     // Only the config, which carries the save time, is new; every layer,
     // the state list and the entries list are reused.
     assert!(
-        stderr.contains(&format!("in 1 blob(s), {} reused", layer_count + 2)),
+        stderr.contains(&format!("in 1 blob, {} reused", layer_count + 2)),
         "{stderr}"
     );
 }

@@ -186,7 +186,7 @@ fn tty_progress_draws_bars_and_keeps_warnings_and_summary_whole() {
     );
     // The summary comes after the bars are gone, unbroken.
     let summary = stderr
-        .rsplit_once("restore: 1 of 1 path(s) hit\n")
+        .rsplit_once("restore: 1 of 1 path hit\n")
         .map(|(_, after)| after)
         .unwrap_or_else(|| panic!("no summary in {stderr:?}"));
     assert!(!summary.contains('\x1b'), "{summary:?}");
@@ -246,7 +246,7 @@ fn the_summary_names_hits_misses_and_where_each_came_from() {
         .unwrap();
     assert!(output.status.success());
     let stderr = stderr_of(&output);
-    assert!(stderr.contains("restore: 1 of 2 path(s) hit"), "{stderr}");
+    assert!(stderr.contains("restore: 1 of 2 paths hit"), "{stderr}");
     let hit = stderr
         .lines()
         .find(|l| l.starts_with("  hit "))
@@ -284,7 +284,7 @@ fn the_save_summary_gives_per_target_bytes_blobs_reuse_and_time() {
     // An unchanged tree: only the config (it carries the save time) is new;
     // the layer, the state list and the entries list are reused.
     assert!(target.contains("wrote"), "{target}");
-    assert!(target.contains("in 1 blob(s), 3 reused"), "{target}");
+    assert!(target.contains("in 1 blob, 3 reused"), "{target}");
     assert!(target.contains("sha256:"), "{target}");
     assert!(stderr.contains("saved    tree"), "{stderr}");
 }

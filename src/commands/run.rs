@@ -6,7 +6,8 @@ use regcache::cli::RunArgs;
 use regcache::ops::OpsError;
 use regcache::ops::plan::Plan;
 use regcache::ops::report::{Outcome, SaveState};
-use regcache::ops::run::{RunOptions, SaveOutcome, run as run_command};
+use regcache::ops::run::{OnRestored, RunOptions, SaveOutcome, run as run_command};
+use regcache::spec::CacheFrom;
 use regcache::spec::ExportDefaults;
 
 use super::{Context, Finished, parse_all_from, parse_all_to, part_size, print_plan};
@@ -54,6 +55,7 @@ pub(crate) async fn cmd_run(args: RunArgs, ctx: &Context) -> Finished {
             part_size: part_size(),
             store: ctx.store.clone(),
             progress: Arc::clone(&ctx.progress),
+            on_restored: (!ctx.quiet).then(|| restored_line(&cache_from, &args.paths)),
         },
         &ctx.cwd,
     )
@@ -81,4 +83,24 @@ pub(crate) async fn cmd_run(args: RunArgs, ctx: &Context) -> Finished {
         error: error.as_ref().map(ToString::to_string),
     };
     Finished::from_outcome(&outcome, report.exit_code(), error)
+}
+
+/// Prints what run restored, as restore's summary says it, before the
+/// command starts.
+fn restored_line(cache_from: &[CacheFrom], paths: &[String]) -> OnRestored {
+    let (cache_from, paths) = (cache_from.to_vec(), paths.to_vec());
+    Box::new(move |report| {
+        let outcome = Outcome {
+            command: "restore",
+            cache_from: &cache_from,
+            cache_to: &[],
+            paths: &paths,
+            restore: Some(report),
+            save: SaveState::NotRequested,
+            run: None,
+            seconds: 0.0,
+            error: None,
+        };
+        eprint!("{}", outcome.summary());
+    })
 }

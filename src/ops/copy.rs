@@ -52,6 +52,7 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
             sources: Vec::new(),
             paths: Vec::new(),
             mount_sources: Vec::new(),
+            held: Vec::new(),
         },
         targets: SaveReport {
             bases: Vec::new(),
@@ -83,8 +84,12 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
                 }
                 loaded.push(*cache);
             }
-            ImportOutcome::Missed { label, reason } => {
-                tracing::warn!("cache {label}: {reason}; going on without it");
+            ImportOutcome::Missed {
+                label,
+                reason,
+                hint,
+            } => {
+                ImportOutcome::warn_missed(&label, &reason, hint.as_deref());
                 report.sources.sources.push(SourceReport {
                     source: label,
                     loaded: false,

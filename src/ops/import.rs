@@ -3,9 +3,63 @@
 //! never a reason to fail a build.
 
 use super::pattern;
-use crate::image::{CacheConfig, CacheImage, EntriesBlob, RawManifest};
+use crate::image::{CacheConfig, CacheImage, EntriesBlob, ImageError, RawManifest};
 use crate::spec::{CacheFrom, ImportSource, RepoTarget};
-use crate::store::{self, CacheStore, StoreOptions};
+use crate::store::{self, CacheStore, StoreError, StoreErrorKind, StoreOptions};
+
+/// Why a cache could not be used. For restore this is the reason of a miss
+/// (a warning); for inspect, an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("not found")]
+    NotFound,
+    #[error("no such repository")]
+    NoRepository,
+    #[error("no tag matches {pattern}")]
+    NoMatch { pattern: String },
+    #[error("{count} tag(s) match {pattern}, none of them a cache that records when it was made")]
+    NoDatedMatch { count: usize, pattern: String },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Image(#[from] ImageError),
+    /// One blob of the cache (its config, its entries list) is the problem.
+    #[error("{what}: {source}")]
+    Part {
+        what: &'static str,
+        #[source]
+        source: Box<ImportError>,
+    },
+}
+
+impl ImportError {
+    fn part(what: &'static str) -> impl FnOnce(ImportError) -> ImportError {
+        move |source| ImportError::Part {
+            what,
+            source: Box::new(source),
+        }
+    }
+
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            ImportError::NotFound
+            | ImportError::NoRepository
+            | ImportError::NoMatch { .. }
+            | ImportError::NoDatedMatch { .. } => StoreErrorKind::NotFound,
+            ImportError::Store(err) => err.kind(),
+            ImportError::Image(_) => StoreErrorKind::Corrupt,
+            ImportError::Part { source, .. } => source.kind(),
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ImportError::Store(err) => err.hint(),
+            ImportError::Part { source, .. } => source.hint(),
+            _ => None,
+        }
+    }
+}
 
 /// A cache that loaded: its manifest, the config BuildKit reads and, for
 /// caches regcache wrote, the list of entries.
@@ -27,7 +81,12 @@ pub struct LoadedCache {
 
 pub enum ImportOutcome {
     Loaded(Box<LoadedCache>),
-    Missed { label: String, reason: String },
+    Missed {
+        label: String,
+        reason: String,
+        /// What the user can do about it, if anything.
+        hint: Option<String>,
+    },
 }
 
 /// Loads one `--cache-from`. Never fails: what would be an error elsewhere
@@ -37,14 +96,15 @@ pub async fn load_tolerantly(spec: &CacheFrom, options: &StoreOptions) -> Import
     match load(spec, options).await {
         Ok(loaded) => ImportOutcome::Loaded(Box::new(loaded)),
         Err(reason) => ImportOutcome::Missed {
-            reason: without_location(&reason, &label).to_string(),
+            hint: reason.hint(),
+            reason: without_location(&reason.to_string(), &label).to_string(),
             label,
         },
     }
 }
 
 /// Loads one cache, with the reason as text when it cannot be used.
-pub async fn load(spec: &CacheFrom, options: &StoreOptions) -> Result<LoadedCache, String> {
+pub async fn load(spec: &CacheFrom, options: &StoreOptions) -> Result<LoadedCache, ImportError> {
     let (store, matched) = match &spec.source {
         ImportSource::Pattern { repository, prefix } => {
             let resolved = pattern::resolve(repository, prefix, options).await?;
@@ -54,12 +114,11 @@ pub async fn load(spec: &CacheFrom, options: &StoreOptions) -> Result<LoadedCach
             };
             (resolved.store, matched)
         }
-        ImportSource::Registry { reference, .. } => (
-            store::open_import(spec, options).map_err(|e| e.to_string())?,
-            reference.to_string(),
-        ),
+        ImportSource::Registry { reference, .. } => {
+            (store::open_import(spec, options)?, reference.to_string())
+        }
         ImportSource::Local { tag, digest, .. } => (
-            store::open_import(spec, options).map_err(|e| e.to_string())?,
+            store::open_import(spec, options)?,
             digest
                 .as_ref()
                 .map_or_else(|| tag.clone(), ToString::to_string),
@@ -72,27 +131,27 @@ pub async fn load(spec: &CacheFrom, options: &StoreOptions) -> Result<LoadedCach
 
 /// Loads the cache an opened store holds (an export target's, to save on
 /// top of it).
-pub async fn load_from(store: Box<dyn CacheStore>) -> Result<LoadedCache, String> {
+pub async fn load_from(store: Box<dyn CacheStore>) -> Result<LoadedCache, ImportError> {
     let label = store.describe();
-    let raw = match store.fetch_manifest().await {
-        Ok(Some(raw)) => raw,
-        Ok(None) => return Err("not found".to_string()),
-        Err(err) => return Err(err.to_string()),
-    };
-    let image = CacheImage::decode(&raw).map_err(|e| e.to_string())?;
+    let raw = store.fetch_manifest().await?.ok_or(ImportError::NotFound)?;
+    let image = CacheImage::decode(&raw)?;
     let config_bytes = store
         .read_small_blob(&image.config)
         .await
-        .map_err(|e| format!("cache config: {e}"))?;
-    let config = CacheConfig::from_json(&config_bytes).map_err(|e| format!("cache config: {e}"))?;
+        .map_err(|e| ImportError::part("cache config")(e.into()))?;
+    let config = CacheConfig::from_json(&config_bytes)
+        .map_err(|e| ImportError::part("cache config")(e.into()))?;
     let entries = match image.entries_blob() {
         None => None,
         Some(desc) => {
             let bytes = store
                 .read_small_blob(desc)
                 .await
-                .map_err(|e| format!("entries list: {e}"))?;
-            Some(EntriesBlob::from_json(&bytes).map_err(|e| format!("entries list: {e}"))?)
+                .map_err(|e| ImportError::part("entries list")(e.into()))?;
+            Some(
+                EntriesBlob::from_json(&bytes)
+                    .map_err(|e| ImportError::part("entries list")(e.into()))?,
+            )
         }
     };
     Ok(LoadedCache {
@@ -105,6 +164,18 @@ pub async fn load_from(store: Box<dyn CacheStore>) -> Result<LoadedCache, String
         config_bytes,
         entries,
     })
+}
+
+impl ImportOutcome {
+    /// The warning a miss is: what, why, and what to do about it.
+    pub fn warn_missed(label: &str, reason: &str, hint: Option<&str>) {
+        match hint {
+            Some(hint) => {
+                tracing::warn!("cache {label}: {reason}; going on without it (hint: {hint})")
+            }
+            None => tracing::warn!("cache {label}: {reason}; going on without it"),
+        }
+    }
 }
 
 /// Store errors start with the location they concern; a message that names

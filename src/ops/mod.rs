@@ -56,7 +56,20 @@ pub enum OpsError {
         source: Box<UnpackError>,
     },
     #[error("export to {target} failed: {message}")]
-    Export { target: String, message: String },
+    Export {
+        target: String,
+        message: String,
+        hint: Option<String>,
+    },
+    /// A cache the user asked about (inspect) cannot be read.
+    #[error("{location}: {}", import::without_location(&source.to_string(), location))]
+    Import {
+        location: String,
+        #[source]
+        source: Box<import::ImportError>,
+        /// For when the source has none of its own.
+        hint: Option<String>,
+    },
     #[error("{0}")]
     Failed(String),
 }
@@ -71,8 +84,10 @@ impl OpsError {
 
     pub fn hint(&self) -> Option<String> {
         match self {
-            OpsError::Usage { hint, .. } => hint.clone(),
+            OpsError::Usage { hint, .. } | OpsError::Export { hint, .. } => hint.clone(),
             OpsError::Unpack { source, .. } => source.hint(),
+            OpsError::Store(err) => err.hint(),
+            OpsError::Import { source, hint, .. } => source.hint().or_else(|| hint.clone()),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@ use std::cmp::Reverse;
 
 use futures_util::stream::{self, StreamExt};
 
+use super::import::ImportError;
 use crate::spec::RepoTarget;
 use crate::store::{self, CacheStore, StoreOptions, TagInfo};
 
@@ -22,21 +23,17 @@ pub async fn resolve(
     repository: &RepoTarget,
     prefix: &str,
     options: &StoreOptions,
-) -> Result<Resolved, String> {
+) -> Result<Resolved, ImportError> {
     let pattern = format!("{prefix}*");
-    let repo = store::open_repository(repository, options).map_err(|e| e.to_string())?;
-    let listing = repo
-        .list_tags()
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "no such repository".to_string())?;
+    let repo = store::open_repository(repository, options)?;
+    let listing = repo.list_tags().await?.ok_or(ImportError::NoRepository)?;
     let matching: Vec<String> = listing
         .tags
         .into_iter()
         .filter(|tag| tag.starts_with(prefix))
         .collect();
     if matching.is_empty() {
-        return Err(format!("no tag matches {pattern}"));
+        return Err(ImportError::NoMatch { pattern });
     }
     let repo = repo.as_ref();
     let infos: Vec<TagInfo> = stream::iter(&matching)
@@ -45,10 +42,10 @@ pub async fn resolve(
         .collect()
         .await;
     let Some(newest) = newest(&infos) else {
-        return Err(format!(
-            "{} tag(s) match {pattern}, none of them a cache that records when it was made",
-            matching.len()
-        ));
+        return Err(ImportError::NoDatedMatch {
+            count: matching.len(),
+            pattern,
+        });
     };
     tracing::info!(
         "{}: {pattern} matches {} tag(s); the newest cache is {}",
@@ -57,7 +54,7 @@ pub async fn resolve(
         newest.tag
     );
     Ok(Resolved {
-        store: repo.open_tag(&newest.tag).map_err(|e| e.to_string())?,
+        store: repo.open_tag(&newest.tag)?,
         tag: newest.tag.clone(),
     })
 }

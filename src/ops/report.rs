@@ -155,20 +155,30 @@ impl<'a> Outcome<'a> {
             let read = restore.sources.iter().filter(|s| s.loaded).count();
             let _ = writeln!(
                 out,
-                "copy: read {read} of {} cache(s)",
-                restore.sources.len()
+                "copy: read {read} of {}",
+                count(restore.sources.len() as u64, "cache", "caches")
             );
             for source in &restore.sources {
                 let state = if source.loaded { "read" } else { "miss" };
                 let _ = writeln!(out, "  {state}  {}", printable(&source.source));
             }
-        } else if let Some(restore) = self.restore {
-            let _ = writeln!(
-                out,
-                "restore: {} of {} path(s) hit",
-                restore.hits(),
-                restore.paths.len()
-            );
+        } else if let Some(restore) = self.restore.filter(|_| self.command != "run") {
+            // run says what it restored before the command starts (see
+            // RunOptions::on_restored), so that it comes before the
+            // command's own output; here that would be said twice.
+            let loaded = restore.sources.iter().any(|s| s.loaded);
+            let head = if !loaded {
+                "nothing restored: no cache found".to_string()
+            } else if restore.paths.is_empty() {
+                "nothing restored: the caches hold no path".to_string()
+            } else {
+                format!(
+                    "restore: {} of {} hit",
+                    restore.hits(),
+                    count(restore.paths.len() as u64, "path", "paths")
+                )
+            };
+            let _ = writeln!(out, "{head}");
             for row in &rows {
                 let Some(path) = row.restored else { continue };
                 let name = printable(&row.name);
@@ -186,8 +196,16 @@ impl<'a> Outcome<'a> {
                     (_, _, Some(error)) => {
                         let _ = writeln!(out, "  miss  {name:width$}  {}", printable(error));
                     }
-                    _ => {
+                    _ if restore.held.is_empty() => {
                         let _ = writeln!(out, "  miss  {name:width$}  in no cache");
+                    }
+                    _ => {
+                        let held: Vec<_> = restore.held.iter().map(|p| printable(p)).collect();
+                        let _ = writeln!(
+                            out,
+                            "  miss  {name:width$}  in no cache (they hold: {})",
+                            held.join(", ")
+                        );
                     }
                 }
             }
@@ -211,20 +229,27 @@ impl<'a> Outcome<'a> {
             SaveState::Done(save) => {
                 let mut total = EntryStats::default();
                 save.entries.iter().for_each(|e| total.add(&e.stats));
-                let _ = writeln!(
-                    out,
-                    "save: {} path(s), {}",
-                    save.entries.len(),
-                    stats_text(&total)
-                );
+                // A path is saved when some target holds it now: with
+                // every export failed, none does, whatever was packed.
+                let written = save.cache_to.iter().any(|t| t.error.is_none());
+                if written {
+                    let _ = writeln!(
+                        out,
+                        "save: {}, {}",
+                        count(save.entries.len() as u64, "path", "paths"),
+                        stats_text(&total)
+                    );
+                } else if !save.cache_to.is_empty() {
+                    let _ = writeln!(out, "save: nothing saved: no target was written");
+                }
                 for row in &rows {
                     let name = printable(&row.name);
-                    if let Some(entry) = row.saved {
+                    if let Some(entry) = row.saved.filter(|_| written) {
                         let _ = writeln!(
                             out,
-                            "  saved    {name:width$}  {} in {} layer(s)",
+                            "  saved    {name:width$}  {} in {}",
                             stats_text(&entry.stats),
-                            entry.layers
+                            count(entry.layers as u64, "layer", "layers")
                         );
                     } else if let Some(skipped) = row.skipped {
                         let _ = writeln!(
@@ -255,9 +280,9 @@ impl<'a> Outcome<'a> {
         for (location, state) in locations.iter().zip(&targets) {
             let text = match state {
                 TargetState::Written(t) => format!(
-                    "wrote {} in {} blob(s), {} reused, {:.2}s: {}",
+                    "wrote {} in {}, {} reused, {:.2}s: {}",
                     human_bytes(t.uploaded_bytes),
-                    t.uploaded_blobs,
+                    count(t.uploaded_blobs as u64, "blob", "blobs"),
                     t.reused_blobs,
                     t.seconds,
                     t.digest
@@ -265,10 +290,8 @@ impl<'a> Outcome<'a> {
                         .map(ToString::to_string)
                         .unwrap_or_default(),
                 ),
-                TargetState::Failed {
-                    error,
-                    ignored: false,
-                } => format!("failed: {}", printable(error)),
+                // The error printed last says why; here it would be twice.
+                TargetState::Failed { ignored: false, .. } => "failed (see below)".to_string(),
                 TargetState::Failed {
                     error,
                     ignored: true,
@@ -475,12 +498,22 @@ fn stats_json(stats: &EntryStats) -> Value {
 }
 
 fn stats_text(stats: &EntryStats) -> String {
-    format!("{} files, {}", stats.files, human_bytes(stats.bytes))
+    format!(
+        "{}, {}",
+        count(stats.files, "file", "files"),
+        human_bytes(stats.bytes)
+    )
+}
+
+/// `1 path`, `2 paths`: a count with its noun agreeing.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn command_text(command: &CommandOutcome) -> String {
     match command {
-        CommandOutcome::NotRun(why) => format!("not run: {why}"),
+        // Why is the error printed last: said once, there.
+        CommandOutcome::NotRun(_) => "not run".to_string(),
         CommandOutcome::SpawnFailed { code, .. } => {
             format!("could not be started (exit status {code})")
         }
@@ -518,6 +551,7 @@ mod tests {
     fn names_from_a_cache_cannot_put_escape_codes_in_the_summary() {
         let cache_from = parse_cache_from("type=local,src=/c").unwrap();
         let restore = RestoreReport {
+            held: Vec::new(),
             sources: Vec::new(),
             paths: vec![PathReport {
                 path: "evil\x1b]0;pwned\x07".into(),

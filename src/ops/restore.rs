@@ -50,6 +50,9 @@ pub struct RestoreReport {
     /// later save into the same registry mounts from them.
     #[serde(skip)]
     pub mount_sources: Vec<MountSource>,
+    /// Every path the loaded caches hold, in order, each once: what a
+    /// PATH that missed could have been.
+    pub held: Vec<String>,
 }
 
 /// One per `--cache-from`, in the order given.
@@ -105,6 +108,7 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
         sources: Vec::new(),
         paths: Vec::new(),
         mount_sources: Vec::new(),
+        held: Vec::new(),
     };
     for (index, spec) in options.cache_from.iter().enumerate() {
         match import::load_tolerantly(spec, &options.store).await {
@@ -126,10 +130,19 @@ pub async fn restore(options: RestoreOptions, cwd: &Path) -> Result<RestoreRepor
                             .collect(),
                     });
                 }
+                for entry in loaded.entries.iter().flat_map(|e| &e.entries) {
+                    if !report.held.contains(&entry.path) {
+                        report.held.push(entry.path.clone());
+                    }
+                }
                 sources.push((index, *loaded));
             }
-            ImportOutcome::Missed { label, reason } => {
-                tracing::warn!("cache {label}: {reason}; going on without it");
+            ImportOutcome::Missed {
+                label,
+                reason,
+                hint,
+            } => {
+                ImportOutcome::warn_missed(&label, &reason, hint.as_deref());
                 report.sources.push(SourceReport {
                     source: label,
                     loaded: false,

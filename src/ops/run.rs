@@ -29,7 +29,13 @@ pub struct RunOptions {
     pub part_size: u64,
     pub store: StoreOptions,
     pub progress: Arc<dyn Progress>,
+    /// Told what was restored before the command starts, so the user reads
+    /// which cache the build got before the build's own output.
+    pub on_restored: Option<OnRestored>,
 }
+
+/// See [`RunOptions::on_restored`].
+pub type OnRestored = Box<dyn Fn(&RestoreReport) + Send + Sync>;
 
 /// What happened to the command itself.
 #[derive(Debug)]
@@ -141,6 +147,9 @@ pub async fn run(options: RunOptions, cwd: &Path) -> Result<RunReport, OpsError>
     };
     // The child writes to the same terminal: no bar may be drawn over it.
     options.progress.clear();
+    if let (Some(report), Some(tell)) = (&restore_report, &options.on_restored) {
+        tell(report);
+    }
 
     if options.fail_on_miss && restore_report.as_ref().is_none_or(|r| r.hits() == 0) {
         return Ok(RunReport {

@@ -102,6 +102,8 @@ pub struct TargetReport {
     pub seconds: f64,
     /// Why the export to this target failed.
     pub error: Option<String>,
+    /// What the user can do about that failure.
+    pub hint: Option<String>,
     /// The failure was only a warning: the spec said `ignore-error=true`.
     pub error_ignored: bool,
 }
@@ -110,10 +112,13 @@ impl SaveReport {
     /// The exports that failed without `ignore-error=true`, as the error
     /// the command exits with (status 1).
     pub fn failure(&self) -> Option<OpsError> {
-        let failures: Vec<String> = self
+        let failed: Vec<&TargetReport> = self
             .cache_to
             .iter()
-            .filter(|t| !t.error_ignored)
+            .filter(|t| !t.error_ignored && t.error.is_some())
+            .collect();
+        let failures: Vec<String> = failed
+            .iter()
             .filter_map(|t| {
                 let error = t.error.as_ref()?;
                 let error = super::import::without_location(error, &t.target);
@@ -130,6 +135,7 @@ impl SaveReport {
                 format!("{} targets", failures.len())
             },
             message: failures.join("; "),
+            hint: failed.iter().find_map(|t| t.hint.clone()),
         })
     }
 }
@@ -220,10 +226,34 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
             caches: bases,
             sources: base_reports,
             target_holds,
+            target_unreachable,
         } = load_bases(&options.cache_from, first, &options.store).await;
         if report.bases.is_empty() {
             report.bases = base_reports;
         }
+        // A target that does not answer fails now, before the tree is
+        // packed for nothing.
+        if let Some(err) = target_unreachable {
+            let i = members[0];
+            let spec = &options.cache_to[i];
+            let target = spec.target.location();
+            let ignored = spec.params.ignore_error;
+            if ignored {
+                tracing::warn!("export to {target} failed (ignore-error=true): {err}");
+            }
+            let mut failed = TargetReport::failed(&target, err.to_string(), ignored);
+            failed.hint = err.hint();
+            target_reports[i] = Some(failed);
+            stores[i] = None;
+        }
+        let live: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| stores[i].is_some())
+            .collect();
+        let Some(&lead) = live.first() else {
+            continue;
+        };
         // A registry base's layers are mounted into another repository of
         // the same registry rather than downloaded and sent again.
         for base in &bases {
@@ -237,9 +267,14 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
         }
         // The group's first target receives each layer as soon as it is
         // packed, so that its upload overlaps the packing of the rest.
-        let early_store = stores[members[0]].as_deref();
-        let mut early_placement =
-            early_store.map(|store| Placement::with_known(store, target_holds, &mount_sources));
+        let early_store = stores[lead].as_deref();
+        let mut early_placement = match early_store {
+            Some(store) if lead == members[0] => {
+                Some(Placement::with_known(store, target_holds, &mount_sources))
+            }
+            Some(store) => Some(Placement::for_target(store, &mount_sources).await),
+            None => None,
+        };
         let early = early_store.zip(early_placement.as_ref());
         let packed = pack_all(&sources, first, spool_parent, bases, early, &options).await?;
         if report.entries.is_empty() {
@@ -257,14 +292,14 @@ pub async fn save(options: SaveOptions, cwd: &Path) -> Result<SaveReport, OpsErr
                 })
                 .collect();
         }
-        for &i in members {
+        for &i in &live {
             let Some(store) = stores[i].as_deref() else {
                 continue;
             };
             let spec = &options.cache_to[i];
             let started = Instant::now();
             let (placement, early) = match early_placement.take() {
-                Some(placement) if i == members[0] => (placement, &packed.early),
+                Some(placement) if i == lead => (placement, &packed.early),
                 _ => (
                     Placement::for_target(store, &mount_sources).await,
                     &EarlyUploads::new(),
@@ -318,7 +353,9 @@ impl TargetReport {
                 if ignored {
                     tracing::warn!("export to {target} failed (ignore-error=true): {err}");
                 }
-                TargetReport::failed(&target, err.to_string(), ignored)
+                let mut failed = TargetReport::failed(&target, err.to_string(), ignored);
+                failed.hint = err.hint();
+                failed
             }
         };
         report.seconds = started.elapsed().as_secs_f64();
@@ -334,6 +371,7 @@ impl TargetReport {
             reused_blobs: 0,
             seconds: 0.0,
             error: Some(error),
+            hint: None,
             error_ignored: ignored,
         }
     }
@@ -497,9 +535,9 @@ async fn pack_all(
             ""
         };
         progress.finish(&format!(
-            "{read}{}: {} files -> {} in {} layer{}, {reused} reused",
+            "{read}{}: {} -> {} in {} layer{}, {reused} reused",
             packed.plan.name(),
-            packed.stats.files,
+            super::report::count(packed.stats.files, "file", "files"),
             human_bytes(compressed),
             packed.layers.len(),
             if packed.layers.len() == 1 { "" } else { "s" },
@@ -593,6 +631,7 @@ async fn export(
         reused_blobs: 0,
         seconds: 0.0,
         error: None,
+        hint: None,
         error_ignored: false,
     };
     // Layers reused from a base that this target does not hold yet are

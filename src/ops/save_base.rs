@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::import::{self, LoadedCache};
+use super::import::{self, ImportError, LoadedCache};
 use super::restore::SourceReport;
 use super::transfer::fetch_verified;
 use crate::compression::Compression;
@@ -24,7 +24,7 @@ use crate::image::media_types::{
 use crate::image::{Descriptor, EntryKind};
 use crate::layer::{BaseEntry, PackedLayer};
 use crate::spec::{CacheFrom, CacheTo};
-use crate::store::{self, StoreOptions};
+use crate::store::{self, StoreErrorKind, StoreOptions};
 
 /// What a save found to compare with.
 pub(crate) struct Bases {
@@ -34,6 +34,9 @@ pub(crate) struct Bases {
     pub sources: Vec<SourceReport>,
     /// The blobs the first target holds now (what its current cache names).
     pub target_holds: HashSet<Digest>,
+    /// The first target did not answer (refused, timed out, TLS failed):
+    /// its export would fail after packing the whole tree for nothing.
+    pub target_unreachable: Option<ImportError>,
 }
 
 pub(crate) async fn load_bases(
@@ -44,6 +47,7 @@ pub(crate) async fn load_bases(
     let mut caches = Vec::new();
     let mut sources = Vec::new();
     let mut target_holds = HashSet::new();
+    let mut target_unreachable = None;
     for spec in cache_from {
         let (loaded, matched, reason) = match import::load(spec, options).await {
             Ok(loaded) => {
@@ -69,6 +73,14 @@ pub(crate) async fn load_bases(
                 target_holds.extend(loaded.image.descriptors().map(|d| d.digest.clone()));
                 caches.push(loaded);
             }
+            Err(reason)
+                if matches!(
+                    reason.kind(),
+                    StoreErrorKind::Unreachable | StoreErrorKind::Tls
+                ) =>
+            {
+                target_unreachable = Some(reason);
+            }
             Err(reason) => tracing::debug!(
                 "base {}: {reason}; a full save",
                 first_target.target.location()
@@ -80,6 +92,7 @@ pub(crate) async fn load_bases(
         caches,
         sources,
         target_holds,
+        target_unreachable,
     }
 }
 

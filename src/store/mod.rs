@@ -40,6 +40,37 @@ pub enum StoreError {
     Invalid(String),
     #[error("{location}: {message}")]
     Unsupported { location: String, message: String },
+    /// A registry request that failed, classified, with what the user can
+    /// do about it.
+    #[error("{message}")]
+    Remote {
+        kind: StoreErrorKind,
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+/// What kind of failure a store met: callers decide on it (an unreachable
+/// registry fails a save before anything is packed) and the user's hint
+/// follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// No such manifest, blob or repository.
+    NotFound,
+    /// Credentials missing, wrong, or not allowed this.
+    Unauthorized,
+    /// The registry did not answer: refused, timed out, no such host.
+    Unreachable,
+    /// The TLS handshake failed (an untrusted or wrong certificate).
+    Tls,
+    /// The content is not what it claims (digest, size, format).
+    Corrupt,
+    /// Reading or writing local files.
+    LocalIo,
+    /// The store cannot do this (a registry with deletes disabled).
+    Unsupported,
+    /// The registry answered, but not as the protocol says, or failed.
+    Protocol,
 }
 
 impl StoreError {
@@ -47,6 +78,26 @@ impl StoreError {
         StoreError::Io {
             what: what.into(),
             source,
+        }
+    }
+
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            StoreError::Io { .. } => StoreErrorKind::LocalIo,
+            StoreError::Invalid(_) => StoreErrorKind::Corrupt,
+            StoreError::Unsupported { .. } => StoreErrorKind::Unsupported,
+            StoreError::Remote { kind, .. } => *kind,
+        }
+    }
+
+    /// What the user can do about it, printed last as `hint:`.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
+                Some("free some space, or point TMPDIR at a larger disk".into())
+            }
+            StoreError::Remote { hint, .. } => hint.clone(),
+            _ => None,
         }
     }
 }

@@ -302,10 +302,12 @@ impl AuthState {
             Ok(Lookup {
                 found: Some(found), ..
             }) => format!("the credentials from {} were refused", found.source),
+            // How to log in is the error's hint (see RegistryError), said
+            // once, last.
             Ok(Lookup {
                 found: None,
                 searched,
-            }) => format!("{searched}; hint: log in with `docker login {}`", self.host),
+            }) => searched.to_string(),
             Err(err) => err.message,
         }
     }

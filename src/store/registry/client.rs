@@ -171,7 +171,7 @@ impl RegistryClient {
                 match sent {
                     Ok(Ok(response)) => Ok(response.status()),
                     Ok(Err(err)) => Err(RegistryError::transport(&Method::GET, &url, err)),
-                    Err(_) => Err(RegistryError::transport_text(
+                    Err(_) => Err(RegistryError::timed_out(
                         &Method::GET,
                         &url,
                         &format!("no answer within {} s", timeout.as_secs()),

@@ -7,7 +7,7 @@ use std::fmt;
 use reqwest::{Method, Response, StatusCode, Url};
 use serde::Deserialize;
 
-use super::super::StoreError;
+use super::super::{StoreError, StoreErrorKind};
 
 /// Error bodies are read up to this size; the rest is not worth holding.
 const MAX_ERROR_BODY: usize = 64 << 10;
@@ -15,13 +15,86 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The registry could not be reached or the connection broke.
-    Transport,
+    Transport(Reach),
     /// The registry answered with an error status.
     Status(StatusCode),
     /// The registry answered, but not as the protocol says.
     Protocol,
     /// Credentials could not be found, read or used.
     Credentials,
+}
+
+/// Why a request got no answer, as far as the error chain tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Nothing listens there.
+    Refused,
+    /// No answer in time.
+    TimedOut,
+    /// The TLS handshake failed.
+    Tls,
+    /// The host name does not resolve.
+    NoSuchHost,
+    /// Anything else: the connection broke, was reset…
+    Broken,
+}
+
+/// The text of the last error in `err`'s chain.
+fn innermost(err: &reqwest::Error) -> String {
+    let mut last: &dyn std::error::Error = err;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
+
+impl Reach {
+    fn of(err: &reqwest::Error) -> Reach {
+        if err.is_timeout() {
+            return Reach::TimedOut;
+        }
+        let mut source: Option<&dyn std::error::Error> = Some(err);
+        while let Some(cause) = source {
+            if cause.downcast_ref::<rustls::Error>().is_some() {
+                return Reach::Tls;
+            }
+            if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+                // An io::Error's source() skips the error it wraps.
+                if io
+                    .get_ref()
+                    .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+                {
+                    return Reach::Tls;
+                }
+                match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => return Reach::Refused,
+                    std::io::ErrorKind::TimedOut => return Reach::TimedOut,
+                    _ => {}
+                }
+            }
+            // hyper-util's resolver error has no type of its own to test,
+            // and hyper-rustls may hand a handshake failure over as text.
+            let text = cause.to_string();
+            if text.starts_with("dns error") {
+                return Reach::NoSuchHost;
+            }
+            if text.contains("certificate") || text.contains("handshake") {
+                return Reach::Tls;
+            }
+            source = cause.source();
+        }
+        Reach::Broken
+    }
+
+    /// The words for it, where the error chain has nothing better.
+    fn words(self) -> Option<&'static str> {
+        match self {
+            Reach::Refused => Some("connection refused"),
+            Reach::TimedOut => Some("timed out"),
+            Reach::NoSuchHost => Some("no such host"),
+            Reach::Tls | Reach::Broken => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -42,7 +115,64 @@ impl std::error::Error for RegistryError {}
 
 impl From<RegistryError> for StoreError {
     fn from(err: RegistryError) -> StoreError {
-        StoreError::Invalid(err.message)
+        err.into_store_error(None)
+    }
+}
+
+impl RegistryError {
+    /// The store error this is, its message prefixed with `location` (the
+    /// ref as the user wrote it), with a hint for the kinds a user can act
+    /// on.
+    pub fn into_store_error(self, location: Option<&str>) -> StoreError {
+        let message = match location {
+            Some(location) => format!("{location}: {}", self.message),
+            None => self.message,
+        };
+        let host = location.map(|l| l.split('/').next().unwrap_or(l).to_string());
+        let host = host.as_deref().unwrap_or("the registry");
+        let (kind, hint) = match self.kind {
+            ErrorKind::Transport(Reach::Tls) => (
+                StoreErrorKind::Tls,
+                Some(format!(
+                    "if {host} uses a private CA, point SSL_CERT_FILE at its certificate; \
+                     for a test registry without TLS, add --insecure-registry {host}"
+                )),
+            ),
+            ErrorKind::Transport(Reach::Refused) => (
+                StoreErrorKind::Unreachable,
+                Some(format!(
+                    "is a registry running at {host}? Check the host and port of the ref"
+                )),
+            ),
+            ErrorKind::Transport(Reach::TimedOut) => (
+                StoreErrorKind::Unreachable,
+                Some(format!(
+                    "{host} did not answer in time: check the address, the network, and \
+                     HTTPS_PROXY/NO_PROXY"
+                )),
+            ),
+            ErrorKind::Transport(Reach::NoSuchHost) => (
+                StoreErrorKind::Unreachable,
+                Some(format!("check the registry host name {host}")),
+            ),
+            ErrorKind::Transport(Reach::Broken) => (StoreErrorKind::Unreachable, None),
+            ErrorKind::Credentials => (StoreErrorKind::Unauthorized, None),
+            ErrorKind::Status(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => (
+                StoreErrorKind::Unauthorized,
+                Some(format!(
+                    "log in with `docker login {host}` (regcache reads Docker's config.json \
+                     and its credential helpers), or check that the account may use this \
+                     repository"
+                )),
+            ),
+            ErrorKind::Status(StatusCode::NOT_FOUND) => (StoreErrorKind::NotFound, None),
+            ErrorKind::Status(_) | ErrorKind::Protocol => (StoreErrorKind::Protocol, None),
+        };
+        StoreError::Remote {
+            kind,
+            message,
+            hint,
+        }
     }
 }
 
@@ -82,6 +212,7 @@ impl RegistryError {
     /// A request that got no answer. reqwest's own text names the URL with
     /// its query; it is rebuilt here from the error's sources instead.
     pub fn transport(method: &Method, url: &Url, err: reqwest::Error) -> RegistryError {
+        let reach = Reach::of(&err);
         let mut text = String::new();
         let err = err.without_url();
         let mut source: Option<&dyn std::error::Error> = Some(&err);
@@ -95,16 +226,29 @@ impl RegistryError {
             }
             source = cause.source();
         }
+        // reqwest and hyper wrap the cause in layers of their own words
+        // ("error sending request: client error (Connect): tcp connect
+        // error: …"); the plain cause says it once, the chain stays at
+        // debug level.
+        tracing::debug!("{method} {}: {text}", display_url(url));
+        let text = match reach.words() {
+            Some(words) => words.to_string(),
+            // The innermost cause is the news ("invalid peer certificate:
+            // UnknownIssuer"), not the layers wrapped around it.
+            None if reach == Reach::Tls => format!("TLS: {}", innermost(&err)),
+            None => text,
+        };
         RegistryError {
-            kind: ErrorKind::Transport,
+            kind: ErrorKind::Transport(reach),
             codes: Vec::new(),
             message: format!("{method} {}: {text}", display_url(url)),
         }
     }
 
-    pub fn transport_text(method: &Method, url: &Url, text: &str) -> RegistryError {
+    /// A request that got no answer in time.
+    pub fn timed_out(method: &Method, url: &Url, text: &str) -> RegistryError {
         RegistryError {
-            kind: ErrorKind::Transport,
+            kind: ErrorKind::Transport(Reach::TimedOut),
             codes: Vec::new(),
             message: format!("{method} {}: {text}", display_url(url)),
         }
@@ -196,7 +340,7 @@ impl RegistryError {
     /// Worth retrying: the connection broke, or the server is overloaded.
     pub fn is_transient(&self) -> bool {
         match self.kind {
-            ErrorKind::Transport => true,
+            ErrorKind::Transport(_) => true,
             ErrorKind::Status(status) => super::retry::is_retryable_status(status),
             _ => false,
         }

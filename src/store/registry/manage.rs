@@ -214,11 +214,8 @@ impl RegistryStore {
     }
 
     pub(super) fn fail_repository(&self, what: &str, err: RegistryError) -> StoreError {
-        StoreError::Invalid(format!(
-            "{}: {what}: {}",
-            self.reference.name(),
-            err.message
-        ))
+        err.context(what)
+            .into_store_error(Some(&self.reference.name()))
     }
 }
 

@@ -98,7 +98,7 @@ impl RegistryStore {
     }
 
     fn fail(&self, what: &str, err: RegistryError) -> StoreError {
-        StoreError::Invalid(format!("{}: {what}: {}", self.describe(), err.message))
+        err.context(what).into_store_error(Some(&self.describe()))
     }
 
     async fn fetch_manifest_inner(&self) -> Result<Option<RawManifest>, RegistryError> {
@@ -338,7 +338,7 @@ impl CacheStore for RegistryStore {
     ) -> Result<(), StoreError> {
         upload::upload_file(&self.client, self.repository(), desc, file, progress)
             .await
-            .map_err(|err| StoreError::Invalid(format!("{}: {}", self.describe(), err.message)))
+            .map_err(|err| err.into_store_error(Some(&self.describe())))
     }
 
     async fn put_blob_bytes(&self, desc: &Descriptor, bytes: &[u8]) -> Result<(), StoreError> {
@@ -349,7 +349,7 @@ impl CacheStore for RegistryStore {
             Bytes::copy_from_slice(bytes),
         )
         .await
-        .map_err(|err| StoreError::Invalid(format!("{}: {}", self.describe(), err.message)))
+        .map_err(|err| err.into_store_error(Some(&self.describe())))
     }
 
     async fn put_manifest(&self, manifest: &RawManifest) -> Result<(), StoreError> {
