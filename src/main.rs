@@ -19,7 +19,7 @@ use regcache::cli::{Cli, ProgressMode};
 use regcache::progress::{LogWriter, printable};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|err| with_tips(err).exit());
     let mode = effective_progress(cli.progress, cli.quiet);
     let color = std::io::stderr().is_terminal() && !no_color();
     init_logging(cli.verbose, mode == ProgressMode::Quiet, color);
@@ -119,4 +119,22 @@ where
             .format_fields(Writer::new(&mut message), event)?;
         writeln!(writer, "{}", printable(&message))
     }
+}
+
+/// clap's error, with a tip where regcache knows the likely slip: a `run`
+/// command given without the `--` that separates it from regcache's own
+/// options.
+fn with_tips(mut err: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let is_run = std::env::args().skip(1).any(|a| a == "run");
+    if is_run && err.kind() == ErrorKind::UnknownArgument {
+        err.insert(
+            ContextKind::Suggested,
+            ContextValue::StyledStrs(vec![
+                "put the command after `--`, e.g. `regcache run --path target -- cargo build`"
+                    .into(),
+            ]),
+        );
+    }
+    err
 }

@@ -224,3 +224,17 @@ fn run_fail_on_miss_gives_its_reason_once() {
     assert_eq!(text.matches("--fail-on-miss").count(), 1, "{text}");
     assert_reads("run_fail_on_miss_gives_its_reason_once", &text);
 }
+
+#[test]
+fn a_run_command_without_the_separator_gets_a_tip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = regcache(tmp.path())
+        .args(["run", "--path", "tree", "cargo", "build"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_reads(
+        "a_run_command_without_the_separator_gets_a_tip",
+        &redacted(&output, tmp.path(), None),
+    );
+}
