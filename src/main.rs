@@ -16,6 +16,8 @@ use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
+use regcache::cli::completions;
+use regcache::cli::progress_mode::ProgressChoice;
 use regcache::cli::{
     Cli, Command, CopyArgs, InspectArgs, LsArgs, ProgressMode, PruneArgs, RestoreArgs, RunArgs,
     SaveArgs,
@@ -62,9 +64,11 @@ fn tags_page_size() -> Option<usize> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mode = effective_progress(cli.progress, cli.quiet);
+    let progress = ProgressChoice::new(cli.progress, cli.quiet);
+    let mode = progress.mode;
     let color = std::io::stderr().is_terminal() && !no_color();
     init_logging(cli.verbose, mode == ProgressMode::Quiet, color);
+    progress.warn();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -82,25 +86,6 @@ fn main() -> ExitCode {
 /// `NO_COLOR` set to anything but the empty string (no-color.org).
 fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
-}
-
-/// `auto` resolved as buildx does: bars on a terminal, lines elsewhere.
-/// `-q` is `--progress quiet`.
-fn effective_progress(mode: ProgressMode, quiet: bool) -> ProgressMode {
-    if quiet {
-        return ProgressMode::Quiet;
-    }
-    match mode {
-        ProgressMode::Auto => {
-            let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
-            if std::io::stderr().is_terminal() && !dumb {
-                ProgressMode::Tty
-            } else {
-                ProgressMode::Plain
-            }
-        }
-        other => other,
-    }
 }
 
 /// Settings every command shares.
@@ -206,6 +191,12 @@ async fn dispatch(cli: Cli, mode: ProgressMode, color: bool) -> u8 {
         Command::Inspect(args) => cmd_inspect(args, &ctx).await,
         Command::Prune(args) => cmd_prune(args, &ctx).await,
         Command::Ls(args) => cmd_ls(args, &ctx).await,
+        Command::Completions(args) => {
+            match completions::write(args.shell, &mut std::io::stdout().lock()) {
+                Ok(()) => Finished::ok(),
+                Err(err) => OpsError::Failed(format!("writing the completions: {err}")).into(),
+            }
+        }
     };
     // The bars leave the screen before the summary is printed under them.
     progress.clear();
