@@ -16,6 +16,9 @@ _regcache() {
             ",$1")
                 cmd="regcache"
                 ;;
+            regcache,completions)
+                cmd="regcache__subcmd__completions"
+                ;;
             regcache,copy)
                 cmd="regcache__subcmd__copy"
                 ;;
@@ -39,6 +42,9 @@ _regcache() {
                 ;;
             regcache,save)
                 cmd="regcache__subcmd__save"
+                ;;
+            regcache__subcmd__help,completions)
+                cmd="regcache__subcmd__help__subcmd__completions"
                 ;;
             regcache__subcmd__help,copy)
                 cmd="regcache__subcmd__help__subcmd__copy"
@@ -71,8 +77,38 @@ _regcache() {
 
     case "${cmd}" in
         regcache)
-            opts="-v -q -h -V --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help --version save restore copy run inspect prune ls help"
+            opts="-v -q -h -V --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help --version save restore copy run inspect prune ls completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --progress)
+                    COMPREPLY=($(compgen -W "auto tty plain quiet" -- "${cur}"))
+                    return 0
+                    ;;
+                --metadata-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regcache__subcmd__completions)
+            opts="-v -q -h --verbose --quiet --progress --metadata-file --insecure-registry --jobs --help bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -139,8 +175,22 @@ _regcache() {
             return 0
             ;;
         regcache__subcmd__help)
-            opts="save restore copy run inspect prune ls help"
+            opts="save restore copy run inspect prune ls completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regcache__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

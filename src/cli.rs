@@ -1,9 +1,17 @@
 //! The command line, defined once: it drives parsing, `--help`, the man
-//! page and the shell completions (see tests/generated_files.rs).
+//! pages ([`man`]) and the shell completions ([`completions`]), so that
+//! none of them can tell a different story.
+
+pub mod completions;
+pub mod examples;
+pub mod man;
+pub mod progress_mode;
 
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use examples::after_help;
 
 const SPEC_HELP: &str = "\
 SPEC is written exactly as for `docker buildx build --cache-to/--cache-from`: \
@@ -21,6 +29,110 @@ A --cache-from tag may end in * (ghcr.io/org/app:cache-main-*, type=local,src=DI
 the newest cache whose tag starts with what precedes the * is used (a restore key); \
 --cache-to takes no pattern.";
 
+/// The heading of the options every command takes: `--help`, the man
+/// pages' GLOBAL OPTIONS section and the completions all read it.
+const GLOBAL: &str = "Global options";
+
+/// What `inspect` takes: one cache, in any form --cache-from accepts.
+const INSPECT_SPECS: &str = "\
+SPEC is one cache, written as for --cache-from:\n\
+\x20 ghcr.io/org/app:cache             a registry ref (no tag: latest)\n\
+\x20 ghcr.io/org/app@sha256:DIGEST     a manifest by digest\n\
+\x20 'ghcr.io/org/app:cache-main-*'    the newest tag starting with cache-main-\n\
+\x20 type=registry,ref=REF             a registry ref, as key=value fields\n\
+\x20 type=local,src=DIR                an OCI layout directory, tag latest\n\
+\x20 type=local,src=DIR,tag=TAG        its manifest tagged TAG\n\
+\x20 'type=local,src=DIR,tag=cache-*'  its newest tag starting with cache-\n\
+\x20 type=local,src=DIR,digest=DIGEST  its manifest with that digest\n\
+type=registry also takes registry.insecure=true: plain HTTP or an unverified \
+certificate, as --insecure-registry. A list of several refs is refused: inspect reads one \
+cache.";
+
+// Examples: shell lines, each at most 76 characters so that `--help`
+// never wraps one on an 80-column terminal; `#` lines say what the next
+// command does (see `examples`).
+
+const TOP_EXAMPLES: &str = "\
+# Save target/, restore it elsewhere, or both around a build
+regcache save --cache-to type=local,dest=/tmp/cache target
+regcache restore --cache-from type=local,src=/tmp/cache
+regcache run --cache-from type=local,src=/tmp/cache \\
+  --cache-to type=local,dest=/tmp/cache --path target -- cargo build
+# Look at a cache, list a repository's caches
+regcache inspect type=local,src=/tmp/cache
+regcache ls ghcr.io/org/app";
+
+const SAVE_EXAMPLES: &str = "\
+# Save target/ into a local OCI-layout directory
+regcache save --cache-to type=local,dest=/tmp/cache target
+# Save to a registry, sending only what differs from main's cache
+regcache save --cache-from ghcr.io/org/app:cache-main \\
+  --cache-to ghcr.io/org/app:cache-pr-42 target node_modules
+# Print the plan, every spec at its effective values, and save nothing
+regcache save --dry-run \\
+  --cache-to type=registry,ref=ghcr.io/org/app:cache,mode=max target";
+
+const RESTORE_EXAMPLES: &str = "\
+# Restore every path the cache holds
+regcache restore --cache-from type=local,src=/tmp/cache
+# Only target/: this branch's cache first, else main's
+regcache restore --cache-from ghcr.io/org/app:cache-pr-42 \\
+  --cache-from ghcr.io/org/app:cache-main target
+# The newest cache tagged cache-main-…, failing when there is none
+regcache restore --fail-on-miss --cache-from 'ghcr.io/org/app:cache-main-*'";
+
+const COPY_EXAMPLES: &str = "\
+# Copy a cache from one registry to another
+regcache copy --cache-from ghcr.io/org/app:cache \\
+  --cache-to registry.example.com/app:cache
+# Merge two caches into a local directory BuildKit can read
+regcache copy --cache-from ghcr.io/org/app:cache-main \\
+  --cache-from ghcr.io/org/app:cache-pr-42 \\
+  --cache-to type=local,dest=/tmp/merged
+# Slim a cache to mode=min
+regcache copy --cache-from ghcr.io/org/app:cache \\
+  --cache-to type=registry,ref=ghcr.io/org/app:cache-slim,mode=min";
+
+const RUN_EXAMPLES: &str = "\
+# Restore target/, build, and save target/ only if the build succeeded
+regcache run --cache-from type=local,src=/tmp/cache \\
+  --cache-to type=local,dest=/tmp/cache --path target -- cargo build
+# In CI: this branch's cache, else main's; save to this branch's tag
+regcache run --cache-from ghcr.io/org/app:cache-pr-42 \\
+  --cache-from ghcr.io/org/app:cache-main \\
+  --cache-to ghcr.io/org/app:cache-pr-42 --path node_modules -- npm ci";
+
+const INSPECT_EXAMPLES: &str = "\
+# The cache tagged latest in a local directory
+regcache inspect type=local,src=/tmp/cache
+# A registry cache, as one JSON object
+regcache inspect --json ghcr.io/org/app:cache";
+
+const PRUNE_EXAMPLES: &str = "\
+# See what keeping the newest 5 cache-* tags would delete
+regcache prune --dry-run --tag 'cache-*' --keep 5 ghcr.io/org/app
+# Delete pull-request caches older than a week
+regcache prune --tag 'cache-pr-*' --older-than 7d ghcr.io/org/app
+# Keep the newest 3 caches of a local directory, and always main
+regcache prune --keep 3 --exclude main type=local,dest=/cache/app
+# Remove only the blobs no tag of a local directory references
+regcache prune --blobs-only type=local,dest=/cache/app";
+
+const LS_EXAMPLES: &str = "\
+# A registry repository's caches, newest first
+regcache ls ghcr.io/org/app
+# A local cache directory's, as one JSON object
+regcache ls --json type=local,src=/cache/app";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+# bash
+regcache completions bash \\
+  > ~/.local/share/bash-completion/completions/regcache
+# zsh (a directory on $fpath: fpath+=~/.zfunc in ~/.zshrc)
+regcache completions zsh > ~/.zfunc/_regcache
+# fish
+regcache completions fish > ~/.config/fish/completions/regcache.fish";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "regcache",
@@ -31,48 +143,52 @@ BuildKit cache image — in an OCI registry or a local OCI-layout directory — 
 exactly the --cache-to/--cache-from syntax of docker buildx.\n\n\
 Exit status: 0 on success (a missing --cache-from is only a warning), 1 when an \
 export or a restore fails, 2 for a bad spec or flag (reported before any I/O).",
-    after_help = "Examples:\n  \
-regcache save --cache-to type=local,dest=/tmp/cache target\n  \
-regcache restore --cache-from type=local,src=/tmp/cache\n  \
-regcache run --cache-from type=local,src=/tmp/cache --cache-to type=local,dest=/tmp/cache \
---path target -- cargo build\n  \
-regcache inspect type=local,src=/tmp/cache\n  \
-regcache ls ghcr.io/org/app\n\n\
-A --cache-from tag may end in * (ghcr.io/org/app:cache-main-*): the newest cache whose tag \
-starts with what precedes it is used, as actions/cache's restore-keys."
+    after_help = after_help(
+        "A --cache-from tag may end in * (ghcr.io/org/app:cache-main-*): the newest cache whose \
+tag starts with what precedes it is used, as actions/cache's restore-keys.",
+        TOP_EXAMPLES,
+    ),
+    subcommand_value_name = "COMMAND",
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
     /// More detail on stderr (-v: progress of each step, -vv: debug). RUST_LOG overrides.
-    #[arg(short, long, action = ArgAction::Count, global = true)]
+    #[arg(short, long, action = ArgAction::Count, global = true, help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Only warnings and errors: no progress, no summary (= --progress quiet).
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = GLOBAL
+    )]
     pub quiet: bool,
 
     /// How to show progress on stderr, as buildx: auto (tty when stderr is a terminal,
     /// else plain), tty (bars per blob and overall), plain (a line per blob, no escape
-    /// codes), quiet (only warnings and errors).
-    #[arg(long, global = true, value_name = "MODE", value_enum, default_value_t = ProgressMode::Auto)]
-    pub progress: ProgressMode,
+    /// codes), quiet (only warnings and errors). Without --progress, BUILDKIT_PROGRESS
+    /// picks the mode, as in buildx (its rawjson is taken as plain); else auto.
+    #[arg(long, global = true, value_name = "MODE", value_enum, help_heading = GLOBAL)]
+    pub progress: Option<ProgressMode>,
 
     /// Write a JSON summary of what was restored, run and saved to FILE (see
     /// docs/metadata.md), as `docker buildx build --metadata-file` does.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub metadata_file: Option<PathBuf>,
 
     /// Talk plain HTTP to this registry (repeatable), as dockerd's --insecure-registry.
     /// Loopback registries (localhost, 127.0.0.0/8, ::1) never need it.
     #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]",
-          value_parser = parse_registry_host)]
+          value_parser = parse_registry_host, help_heading = GLOBAL)]
     pub insecure_registries: Vec<String>,
 
     /// How many layers to compress, and blobs to send, at once [default: the number of CPUs].
     #[arg(long, global = true, value_name = "N", env = "REGCACHE_JOBS",
-          value_parser = clap::value_parser!(u16).range(1..))]
+          value_parser = clap::value_parser!(u16).range(1..), help_heading = GLOBAL)]
     pub jobs: Option<u16>,
 }
 
@@ -98,7 +214,7 @@ path, so a change touches one part); mode=max adds one delta layer (changed file
 whiteouts) on the base's chain, squashed after 8 deltas or when they outweigh half \
 the base. An unchanged tree reads no file content and writes only the cache config \
 and manifest.",
-        after_help = SPEC_HELP
+        after_help = after_help(SPEC_HELP, SAVE_EXAMPLES)
     )]
     Save(SaveArgs),
 
@@ -115,7 +231,7 @@ its digest before any of its content reaches the target.\n\n\
 Each path's directory is reached from the working directory, $HOME, or the PATH as \
 named, without following a symlink on the way: a cache may have planted one. A path \
 that is itself a symlink on disk is refused unless --allow-root-symlink is given.",
-        after_help = SPEC_HELP
+        after_help = after_help(SPEC_HELP, RESTORE_EXAMPLES)
     )]
     Restore(RestoreArgs),
 
@@ -135,7 +251,7 @@ the manifest bytes, and so its digest. Blobs the target has are skipped, blobs i
 another repository of the same registry are mounted, the rest stream through a \
 verified spool file. A missing --cache-from is a warning; when none can be read, \
 nothing is written (exit 0, or 1 with --fail-on-miss).",
-        after_help = SPEC_HELP
+        after_help = after_help(SPEC_HELP, COPY_EXAMPLES)
     )]
     Copy(CopyArgs),
 
@@ -154,12 +270,18 @@ report it; 127 when it is not found, 126 when it cannot be executed), or with 1 
 it succeeded but an export failed without ignore-error=true. While COMMAND runs, \
 regcache passes SIGTERM and SIGHUP on to it, and SIGINT and SIGQUIT too unless they \
 come from the terminal, which sends them to COMMAND itself.",
-        after_help = SPEC_HELP
+        after_help = after_help(SPEC_HELP, RUN_EXAMPLES)
     )]
     Run(RunArgs),
 
     /// Show what a cache holds: form, layers, records, entries.
-    #[command(after_help = SPEC_HELP)]
+    #[command(
+        long_about = "Show what a cache holds: its form (image manifest, OCI index, Docker \
+manifest list), its layers, records and size, and for a cache regcache wrote, the paths it \
+holds. The cache is only read; one that cannot be read is an error (exit 1), not the \
+warning it is in restore. --json prints one object instead of tables.",
+        after_help = after_help(INSPECT_SPECS, INSPECT_EXAMPLES)
+    )]
     Inspect(InspectArgs),
 
     /// Delete old cache tags from a registry repository or a local cache directory.
@@ -180,13 +302,11 @@ reset=true does; --blobs-only does only the latter. Blobs are removed only once 
 flight to the same directory have written their index.\n\n\
 The table goes to stdout, the summary to stderr; --json prints one object instead \
 (docs/prune.md), and --metadata-file writes the same object.",
-        after_help = "TARGET: a repository (ghcr.io/org/app, type=registry,ref=ghcr.io/org/app) or a \
-local directory (type=local,dest=DIR or type=local,src=DIR), without a tag.\n\n\
-Examples:\n  \
-regcache prune --dry-run --tag 'cache-*' --keep 5 ghcr.io/org/app\n  \
-regcache prune --tag 'cache-pr-*' --older-than 7d ghcr.io/org/app\n  \
-regcache prune --keep 3 --exclude main type=local,dest=/cache/app\n  \
-regcache prune --blobs-only type=local,dest=/cache/app"
+        after_help = after_help(
+            "TARGET: a repository (ghcr.io/org/app, type=registry,ref=ghcr.io/org/app) or a \
+local directory (type=local,dest=DIR or type=local,src=DIR), without a tag.",
+            PRUNE_EXAMPLES,
+        )
     )]
     Prune(PruneArgs),
 
@@ -199,13 +319,29 @@ mode (min or max), whether regcache or BuildKit wrote it, and for regcache cache
 it holds. Tags that are not caches (an ordinary image) or cannot be read are listed as such.\n\n\
 The table goes to stdout, a summary to stderr; --json prints one object instead (docs/ls.md), \
 and --metadata-file writes the same object.",
-        after_help = "REPO: a repository (ghcr.io/org/app, type=registry,ref=ghcr.io/org/app) or a \
-local directory (type=local,src=DIR or type=local,dest=DIR), without a tag.\n\n\
-Examples:\n  \
-regcache ls ghcr.io/org/app\n  \
-regcache ls --json type=local,src=/cache/app"
+        after_help = after_help(
+            "REPO: a repository (ghcr.io/org/app, type=registry,ref=ghcr.io/org/app) or a \
+local directory (type=local,src=DIR or type=local,dest=DIR), without a tag.",
+            LS_EXAMPLES,
+        )
     )]
     Ls(LsArgs),
+
+    /// Print the shell completion script for SHELL to stdout.
+    #[command(
+        long_about = "Print the shell completion script for SHELL to stdout, generated from this \
+very command line, so it always matches the installed regcache. Write it where your shell \
+loads completions from (see the examples), or load it in your shell's startup file.",
+        after_help = after_help("", COMPLETIONS_EXAMPLES)
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write completions for.
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

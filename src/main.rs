@@ -15,14 +15,17 @@ use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
+use regcache::cli::progress_mode::ProgressChoice;
 use regcache::cli::{Cli, ProgressMode};
 use regcache::progress::{LogWriter, printable};
 
 fn main() -> ExitCode {
     let cli = Cli::try_parse().unwrap_or_else(|err| with_tips(err).exit());
-    let mode = effective_progress(cli.progress, cli.quiet);
+    let progress = ProgressChoice::new(cli.progress, cli.quiet);
+    let mode = progress.mode;
     let color = std::io::stderr().is_terminal() && !no_color();
     init_logging(cli.verbose, mode == ProgressMode::Quiet, color);
+    progress.warn();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,25 +43,6 @@ fn main() -> ExitCode {
 /// `NO_COLOR` set to anything but the empty string (no-color.org).
 fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
-}
-
-/// `auto` resolved as buildx does: bars on a terminal, lines elsewhere.
-/// `-q` is `--progress quiet`.
-fn effective_progress(mode: ProgressMode, quiet: bool) -> ProgressMode {
-    if quiet {
-        return ProgressMode::Quiet;
-    }
-    match mode {
-        ProgressMode::Auto => {
-            let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
-            if std::io::stderr().is_terminal() && !dumb {
-                ProgressMode::Tty
-            } else {
-                ProgressMode::Plain
-            }
-        }
-        other => other,
-    }
 }
 
 fn init_logging(verbose: u8, quiet: bool, color: bool) {

@@ -228,6 +228,89 @@ fn tty_progress_shows_packing_as_bytes_read_of_the_total_with_a_rate() {
     );
 }
 
+/// stderr of a restore of `cache` into a fresh directory, with
+/// BUILDKIT_PROGRESS set to `env` (unset for `None`) and `args` before the
+/// command.
+fn restore_stderr(dir: &Path, cache: &Path, env: Option<&str>, args: &[&str]) -> String {
+    let dst = tempfile::tempdir_in(dir).unwrap();
+    let mut cmd = regcache(dst.path());
+    if let Some(value) = env {
+        cmd.env("BUILDKIT_PROGRESS", value);
+    }
+    let output = cmd
+        .env("COLUMNS", "120")
+        .args(args)
+        .args(["restore", "--cache-from", &local_from(cache)])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    stderr_of(&output)
+}
+
+/// Bars were drawn: cursor control, which plain output never has.
+fn drew_bars(stderr: &str) -> bool {
+    stderr.contains("\x1b[2K")
+}
+
+/// A line per blob, and no escape code at all.
+fn printed_lines(stderr: &str) -> bool {
+    !stderr.contains('\x1b') && stderr.lines().any(|l| l.starts_with("tree: layer sha256:"))
+}
+
+#[test]
+fn buildkit_progress_picks_the_mode_when_progress_is_not_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = saved_tree(tmp.path());
+    // stderr is a pipe: auto alone would print lines.
+    let tty = restore_stderr(tmp.path(), &cache, Some("tty"), &[]);
+    assert!(drew_bars(&tty), "{tty:?}");
+    for value in ["plain", "rawjson", "auto", ""] {
+        let plain = restore_stderr(tmp.path(), &cache, Some(value), &[]);
+        assert!(printed_lines(&plain), "{value}: {plain:?}");
+        assert!(!plain.contains("warning"), "{value}: {plain:?}");
+    }
+    let quiet = restore_stderr(tmp.path(), &cache, Some("quiet"), &[]);
+    assert_eq!(quiet, "");
+}
+
+#[test]
+fn progress_on_the_command_line_wins_over_buildkit_progress() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = saved_tree(tmp.path());
+    let plain = restore_stderr(tmp.path(), &cache, Some("tty"), &["--progress", "plain"]);
+    assert!(printed_lines(&plain), "{plain:?}");
+    let tty = restore_stderr(tmp.path(), &cache, Some("plain"), &["--progress=tty"]);
+    assert!(drew_bars(&tty), "{tty:?}");
+    // auto given is auto, whatever the variable says.
+    let auto = restore_stderr(tmp.path(), &cache, Some("tty"), &["--progress", "auto"]);
+    assert!(printed_lines(&auto), "{auto:?}");
+    for quiet in [&["-q"][..], &["--progress", "quiet"][..]] {
+        let stderr = restore_stderr(tmp.path(), &cache, Some("tty"), quiet);
+        assert_eq!(stderr, "", "{quiet:?}");
+    }
+    // A value the command line overrides is not read, so not judged.
+    let stderr = restore_stderr(tmp.path(), &cache, Some("fancy"), &["--progress", "plain"]);
+    assert!(!stderr.contains("warning"), "{stderr:?}");
+}
+
+#[test]
+fn an_unknown_buildkit_progress_is_a_warning_naming_the_modes_then_auto() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = saved_tree(tmp.path());
+    let stderr = restore_stderr(tmp.path(), &cache, Some("fancy"), &[]);
+    let warning = stderr
+        .lines()
+        .find(|l| l.starts_with("warning: "))
+        .unwrap_or_else(|| panic!("no warning in {stderr:?}"));
+    assert!(warning.contains("BUILDKIT_PROGRESS=\"fancy\""), "{warning}");
+    for mode in ["auto", "tty", "plain", "quiet", "rawjson"] {
+        assert!(warning.contains(mode), "{mode} not named: {warning}");
+    }
+    // Then auto, which is plain into a pipe; the restore itself goes on
+    // (`restore_stderr` checks its exit status).
+    assert!(printed_lines(&stderr), "{stderr:?}");
+}
+
 #[test]
 fn the_summary_names_hits_misses_and_where_each_came_from() {
     let tmp = tempfile::tempdir().unwrap();

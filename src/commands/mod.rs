@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use regcache::cli::completions;
 use regcache::cli::{Cli, Command, ProgressMode};
 use regcache::ops::OpsError;
 use regcache::ops::report::Outcome;
@@ -157,6 +158,12 @@ pub(crate) async fn dispatch(cli: Cli, mode: ProgressMode, color: bool) -> u8 {
         Command::Inspect(args) => cmd_inspect(args, &ctx).await,
         Command::Prune(args) => cmd_prune(args, &ctx).await,
         Command::Ls(args) => cmd_ls(args, &ctx).await,
+        Command::Completions(args) => {
+            match completions::write(args.shell, &mut std::io::stdout().lock()) {
+                Ok(()) => Finished::ok(),
+                Err(err) => OpsError::Failed(format!("writing the completions: {err}")).into(),
+            }
+        }
     };
     // The bars leave the screen before the summary is printed under them.
     progress.clear();
