@@ -1579,7 +1579,11 @@ mod tests {
     /// A copy takes from its source exactly the keys its spec leaves out.
     #[test]
     fn a_copy_spec_leaves_to_the_source_what_it_does_not_say() {
-        let kept = |value: &str| one_to_with(value, ExportDefaults::Source).params.from_source;
+        let kept = |value: &str| {
+            one_to_with(value, ExportDefaults::Source)
+                .params
+                .from_source
+        };
         assert_eq!(kept("type=local,dest=out"), SourceKeys::ALL);
         assert_eq!(kept("user/app"), SourceKeys::ALL);
         assert_eq!(
@@ -1605,7 +1609,12 @@ mod tests {
             }
         );
         for defaults in [ExportDefaults::BuildKit, ExportDefaults::Regcache] {
-            assert!(!one_to_with("type=local,dest=out", defaults).params.from_source.any());
+            assert!(
+                !one_to_with("type=local,dest=out", defaults)
+                    .params
+                    .from_source
+                    .any()
+            );
         }
         let shown = one_to_with("type=local,dest=out,mode=max", ExportDefaults::Source).to_string();
         assert_eq!(
