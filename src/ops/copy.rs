@@ -222,13 +222,20 @@ impl SourceParams {
                 self.mode
             );
         }
-        if kept(&|p| p.from_source.oci_mediatypes || p.from_source.image_manifest)
+        // Whether the form written depends on the sources' (see
+        // `Written::resolve`): an explicit image-manifest=true, or
+        // oci-mediatypes=false, leaves them nothing to choose.
+        let form_kept = |p: &ExportParams| {
+            let kept = p.from_source;
+            (kept.image_manifest && (kept.oci_mediatypes || p.oci_mediatypes))
+                || (kept.oci_mediatypes && !p.image_manifest)
+        };
+        if kept(&form_kept)
             && let Some(found) = differ(&|s| s.2.name().to_string())
         {
             tracing::warn!(
-                "the caches differ in form ({found}): writing {} where --cache-to leaves \
-                 it to them, the richer (OCI media types over Docker's, an image manifest \
-                 over an index); set oci-mediatypes= and image-manifest= to choose",
+                "the caches differ in form ({found}): writing {}, the richer; set \
+                 image-manifest= and oci-mediatypes= on --cache-to to choose",
                 self.form().name()
             );
         }
