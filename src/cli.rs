@@ -240,14 +240,17 @@ that is itself a symlink on disk is refused unless --allow-root-symlink is given
         long_about = "Copy, merge, convert, recompress or slim BuildKit caches, without BuildKit.\n\n\
 Reads every --cache-from (written by `docker buildx build --cache-to` or by regcache), \
 merges them (the union of layers and records, deduplicated by digest) and writes the \
-result to every --cache-to with that spec's parameters: image-manifest and \
+result to every --cache-to with that spec's parameters. A key the spec leaves out keeps \
+the source's value (mode, oci-mediatypes, image-manifest, compression, compression-level), \
+so a bare --cache-to is a byte-exact copy; sources that differ give the richer value (max \
+over min, OCI over Docker, an image manifest over an index), named on stderr; --dry-run \
+shows such keys \"as the source\". image-manifest and \
 oci-mediatypes pick the form (OCI manifest, OCI index, Docker manifest list); mode=min \
 keeps results only on the final steps' layer chains and drops the layers nothing needs \
 (mode=max keeps everything). Layers keep their compression unless force-compression=true \
 is set, as in BuildKit, where compression= only applies to newly created layers and a \
 copy creates none: with it, every layer is recompressed to the requested codec and \
-level (the diffID stays, the blob digest changes). A copy that changes nothing keeps \
-the manifest bytes, and so its digest. Blobs the target has are skipped, blobs in \
+level (the diffID stays, the blob digest changes). Blobs the target has are skipped, blobs in \
 another repository of the same registry are mounted, the rest stream through a \
 verified spool file. A missing --cache-from is a warning; when none can be read, \
 nothing is written (exit 0, or 1 with --fail-on-miss).",

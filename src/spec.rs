@@ -115,6 +115,47 @@ pub struct ExportParams {
     pub compression_level: Option<u32>,
     pub force_compression: bool,
     pub ignore_error: bool,
+    /// The keys that take the source's value instead of the field's:
+    /// those a `copy --cache-to` leaves out. Empty under any other
+    /// defaults, where nothing has a source.
+    pub from_source: SourceKeys,
+}
+
+/// The export keys a copy can take from the cache it reads, each `true`
+/// when it does. With `compression` kept, each layer keeps its codec and,
+/// unless `compression-level` is given, its level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceKeys {
+    pub mode: bool,
+    pub oci_mediatypes: bool,
+    pub image_manifest: bool,
+    pub compression: bool,
+}
+
+impl SourceKeys {
+    pub const ALL: SourceKeys = SourceKeys {
+        mode: true,
+        oci_mediatypes: true,
+        image_manifest: true,
+        compression: true,
+    };
+
+    pub fn any(self) -> bool {
+        self != SourceKeys::default()
+    }
+
+    /// The spec keys taken from the source, as written in a spec.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (self.mode, MODE),
+            (self.oci_mediatypes, OCI_MEDIATYPES),
+            (self.image_manifest, IMAGE_MANIFEST),
+            (self.compression, COMPRESSION),
+        ]
+        .into_iter()
+        .filter_map(|(kept, name)| kept.then_some(name))
+        .collect()
+    }
 }
 
 /// Whose defaults fill in the export parameters a `--cache-to` value leaves
@@ -129,16 +170,25 @@ pub enum ExportDefaults {
     /// that only regcache reads, and zstd saves about 2.2× and restores
     /// about 1.3× faster than gzip. An explicit `compression=` still wins.
     Regcache,
+    /// `copy`'s: the source's mode, form, media types and compression, so
+    /// that a bare `--cache-to` copies and changes nothing; BuildKit's for
+    /// the rest. Someone who says "copy" expects a copy.
+    Source,
 }
 
 impl ExportDefaults {
-    pub const ALL: [ExportDefaults; 2] = [ExportDefaults::BuildKit, ExportDefaults::Regcache];
+    pub const ALL: [ExportDefaults; 3] = [
+        ExportDefaults::BuildKit,
+        ExportDefaults::Regcache,
+        ExportDefaults::Source,
+    ];
 
     /// The name the `--dry-run` plan gives them (docs/dry-run.md).
     pub fn name(self) -> &'static str {
         match self {
             ExportDefaults::BuildKit => "buildkit",
             ExportDefaults::Regcache => "regcache",
+            ExportDefaults::Source => "source",
         }
     }
 
@@ -149,6 +199,11 @@ impl ExportDefaults {
             ExportDefaults::Regcache => {
                 "BuildKit's, except compression=zstd unless the spec sets compression= \
                  (regcache's own default: only regcache reads these layers)"
+            }
+            ExportDefaults::Source => {
+                "the source's for the keys marked \"as the source\" (of merged sources that \
+                 differ, the richer: max over min, OCI over Docker, an image manifest over an \
+                 index); BuildKit's for the rest"
             }
         }
     }
@@ -163,11 +218,18 @@ impl ExportDefaults {
             compression_level: None,
             force_compression: false,
             ignore_error: false,
+            from_source: SourceKeys::default(),
         };
         match self {
             ExportDefaults::BuildKit => buildkit,
             ExportDefaults::Regcache => ExportParams {
                 compression: Compression::Zstd,
+                ..buildkit
+            },
+            // The values stand in until the source is read; `from_source`
+            // says they do.
+            ExportDefaults::Source => ExportParams {
+                from_source: SourceKeys::ALL,
                 ..buildkit
             },
         }
@@ -482,10 +544,21 @@ impl fmt::Display for CacheTo {
             }
         }
         let p = &self.params;
-        fields.push((MODE, p.mode.name().into()));
-        fields.push((OCI_MEDIATYPES, p.oci_mediatypes.to_string().into()));
-        fields.push((IMAGE_MANIFEST, p.image_manifest.to_string().into()));
-        fields.push((COMPRESSION, p.compression.name().into()));
+        // A key taken from the source has no value yet: it is left out,
+        // which is how it is asked for.
+        let kept = p.from_source;
+        if !kept.mode {
+            fields.push((MODE, p.mode.name().into()));
+        }
+        if !kept.oci_mediatypes {
+            fields.push((OCI_MEDIATYPES, p.oci_mediatypes.to_string().into()));
+        }
+        if !kept.image_manifest {
+            fields.push((IMAGE_MANIFEST, p.image_manifest.to_string().into()));
+        }
+        if !kept.compression {
+            fields.push((COMPRESSION, p.compression.name().into()));
+        }
         if let Some(level) = p.compression_level {
             fields.push((COMPRESSION_LEVEL, level.to_string().into()));
         }
@@ -1158,6 +1231,7 @@ impl Parser<'_> {
             Some("") => true,
             _ => self.optional_bool(attrs, FORCE_COMPRESSION, defaults.force_compression)?,
         };
+        let kept = defaults.from_source;
         Ok(ExportParams {
             mode,
             oci_mediatypes,
@@ -1166,6 +1240,12 @@ impl Parser<'_> {
             compression_level,
             force_compression,
             ignore_error: self.optional_bool(attrs, IGNORE_ERROR, defaults.ignore_error)?,
+            from_source: SourceKeys {
+                mode: kept.mode && attrs.get(MODE).is_none(),
+                oci_mediatypes: kept.oci_mediatypes && attrs.get(OCI_MEDIATYPES).is_none(),
+                image_manifest: kept.image_manifest && attrs.get(IMAGE_MANIFEST).is_none(),
+                compression: kept.compression && attrs.get(COMPRESSION).is_none(),
+            },
         })
     }
 
@@ -1378,6 +1458,7 @@ mod tests {
             compression_level: None,
             force_compression: false,
             ignore_error: false,
+            from_source: SourceKeys::default(),
         };
         assert_eq!(ExportDefaults::BuildKit.params(), buildkit);
         // regcache's differ from BuildKit's in the compression alone.
@@ -1478,9 +1559,14 @@ mod tests {
             assert_eq!(gzip.params.compression, Compression::Gzip);
             assert_eq!(gzip.params.compression_level, Some(9));
             // The effective spec spells the compression out, so it means
-            // the same whichever command reads it back.
+            // the same whichever command reads it back; a copy's leaves
+            // out what it takes from the source, and means that to a copy.
             let shown = one_to_with("type=local,dest=out", defaults).to_string();
-            for other in ExportDefaults::ALL {
+            let readers = match defaults {
+                ExportDefaults::Source => vec![ExportDefaults::Source],
+                _ => vec![ExportDefaults::BuildKit, ExportDefaults::Regcache],
+            };
+            for other in readers {
                 assert_eq!(
                     one_to_with(&shown, other).params,
                     defaults.params(),
@@ -1488,6 +1574,53 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A copy takes from its source exactly the keys its spec leaves out.
+    #[test]
+    fn a_copy_spec_leaves_to_the_source_what_it_does_not_say() {
+        let kept = |value: &str| {
+            one_to_with(value, ExportDefaults::Source)
+                .params
+                .from_source
+        };
+        assert_eq!(kept("type=local,dest=out"), SourceKeys::ALL);
+        assert_eq!(kept("user/app"), SourceKeys::ALL);
+        assert_eq!(
+            kept("type=local,dest=out,mode=max,compression=zstd"),
+            SourceKeys {
+                mode: false,
+                compression: false,
+                ..SourceKeys::ALL
+            }
+        );
+        assert_eq!(
+            kept("type=local,dest=out,oci-mediatypes=false,compression-level=3"),
+            SourceKeys {
+                oci_mediatypes: false,
+                ..SourceKeys::ALL
+            }
+        );
+        assert_eq!(
+            kept("type=local,dest=out,image-manifest=false"),
+            SourceKeys {
+                image_manifest: false,
+                ..SourceKeys::ALL
+            }
+        );
+        for defaults in [ExportDefaults::BuildKit, ExportDefaults::Regcache] {
+            assert!(
+                !one_to_with("type=local,dest=out", defaults)
+                    .params
+                    .from_source
+                    .any()
+            );
+        }
+        let shown = one_to_with("type=local,dest=out,mode=max", ExportDefaults::Source).to_string();
+        assert_eq!(
+            shown,
+            "type=local,dest=out,tag=latest,mode=max,force-compression=false,ignore-error=false"
+        );
     }
 
     #[test]

@@ -83,8 +83,7 @@ fn a_registry_repository_is_listed_newest_first_with_what_each_tag_holds() {
         "mid",
     );
     backdate(&reg("b-mid"), &reg("b-mid"), 2 * DAY);
-    // A cache BuildKit wrote with mode=max, copied as is (copy would
-    // slim it to BuildKit's default mode=min).
+    // A cache BuildKit wrote with mode=max, copied as is.
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/buildkit/local-max/layout");
     regcache(cwd)

@@ -185,18 +185,21 @@ fn dry_run_json_prints_every_effective_parameter() {
     assert_eq!(registry["image_manifest"], true);
     assert!(!tmp.path().join("out").exists());
 
-    // copy writes for BuildKit: BuildKit's gzip, at gzip's default level.
+    // copy keeps the source's compression, unless the spec names one.
     let output = regcache(tmp.path())
         .args(["copy", "--dry-run", "--json"])
         .args(["--cache-from", "type=local,src=in"])
         .args(["--cache-to", "type=local,dest=out"])
+        .args(["--cache-to", "type=local,dest=out2,compression=gzip"])
         .output()
         .unwrap();
     assert!(output.status.success());
     let plan = json_of(&output);
-    assert_eq!(plan["cache_to"][0]["compression"], "gzip");
-    assert_eq!(plan["cache_to"][0]["compression_level"], 6);
-    assert_eq!(plan["cache_to"][0]["defaults"], "buildkit");
+    assert_eq!(plan["cache_to"][0]["compression"], "as the source");
+    assert_eq!(plan["cache_to"][0]["compression_level"], "as the source");
+    assert_eq!(plan["cache_to"][0]["defaults"], "source");
+    assert_eq!(plan["cache_to"][1]["compression"], "gzip");
+    assert_eq!(plan["cache_to"][1]["compression_level"], 6);
 
     let output = regcache(tmp.path())
         .args(["restore", "--dry-run", "--json", "--cache-from", "type=local,src=in,digest=sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"])

@@ -1,6 +1,7 @@
 //! The compression each command writes when the spec does not say: zstd for
-//! `save` and `run` (only regcache reads their layers), BuildKit's gzip for
-//! `copy` (its output is for BuildKit); an explicit `compression=` wins.
+//! `save` and `run` (only regcache reads their layers), the source's for
+//! `copy` (a copy changes what it is asked to); an explicit `compression=`
+//! wins.
 //! Checked on the layer media types actually written, and on the bytes.
 
 mod common;
@@ -156,13 +157,20 @@ fn copy_keeps_gzip() {
     assert_all(&copy(&fixture("local-max"), ""), GZIP);
 }
 
-/// With force-compression and no compression=, copy recompresses to
-/// BuildKit's default, gzip, not to save's zstd.
+/// With force-compression and no compression=, copy has no other codec to
+/// force: the layers keep the source's. With compression=gzip it has one.
 #[test]
-fn copy_forced_without_compression_recompresses_to_gzip() {
+fn copy_forced_without_compression_keeps_the_source_s() {
     assert_all(&layer_types(&fixture("local-max-zstd")), ZSTD);
     assert_all(
         &copy(&fixture("local-max-zstd"), ",force-compression=true"),
+        ZSTD,
+    );
+    assert_all(
+        &copy(
+            &fixture("local-max-zstd"),
+            ",compression=gzip,force-compression=true",
+        ),
         GZIP,
     );
 }

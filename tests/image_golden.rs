@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use regcache::digest::Digest;
 use regcache::image::media_types::{
@@ -404,16 +405,24 @@ fn buildkit_caches_have_no_regcache_entries() {
     ));
 }
 
+/// BuildKit's max export lists one blob as two layers (two chains): the
+/// report keeps both, and counts the blob once.
 #[test]
-fn inspect_max_counts_distinct_layers() {
+fn inspect_max_lists_every_layer_and_counts_each_blob_once() {
     let export = load("max");
     let image = CacheImage::decode(&export.raw).unwrap();
     let config = CacheConfig::from_json(&export.config_bytes).unwrap();
     assert_eq!(image.layers().count(), 8);
-    let report = InspectReport::new(&export.raw, &image, &config, None);
+    let report = InspectReport::new(&export.raw, &image, &config, None, SystemTime::now());
     assert_eq!(report.form, "image-manifest");
     assert_eq!(report.manifest_digest, export.raw.digest);
-    assert_eq!(report.layers.len(), 7);
+    assert_eq!(report.layers.len(), 8);
+    assert_eq!(report.blobs, 7);
+    // In the config's order, each with its parent.
+    for (layer, config_layer) in report.layers.iter().zip(&config.layers) {
+        assert_eq!(layer.digest, config_layer.blob);
+        assert_eq!(layer.parent.map_or(-1, |p| p as i64), config_layer.parent);
+    }
     assert_eq!(report.records, 14);
     assert_eq!(report.results, 8);
     // manifest 2875 + config 3061 + the 7 distinct layers (4200748).
@@ -431,12 +440,13 @@ fn inspect_max_counts_distinct_layers() {
     assert!(text.contains("14 (8 with results)"), "{text}");
     assert!(text.contains("sha256:687c988ae2f2"), "{text}");
     assert!(text.contains("2.0 MiB"), "{text}");
-    // A header, then one line per distinct layer.
+    assert!(text.contains("8 (7 distinct blobs)"), "{text}");
+    // A header, then one line per layer.
     let table_lines = text
         .lines()
         .skip_while(|l| !l.starts_with("LAYER"))
         .take_while(|l| !l.is_empty());
-    assert_eq!(table_lines.count(), 1 + 7, "{text}");
+    assert_eq!(table_lines.count(), 1 + 8, "{text}");
 }
 
 #[test]
@@ -445,7 +455,7 @@ fn inspect_tells_compressions_apart() {
         let export = load(variant);
         let image = CacheImage::decode(&export.raw).unwrap();
         let config = CacheConfig::from_json(&export.config_bytes).unwrap();
-        InspectReport::new(&export.raw, &image, &config, None)
+        InspectReport::new(&export.raw, &image, &config, None, SystemTime::now())
             .layers
             .into_iter()
             .map(|l| l.compression)
@@ -466,10 +476,10 @@ fn inspect_tells_compressions_apart() {
     let export = load("max-imgmf-false");
     let image = CacheImage::decode(&export.raw).unwrap();
     let config = CacheConfig::from_json(&export.config_bytes).unwrap();
-    let report = InspectReport::new(&export.raw, &image, &config, None);
+    let report = InspectReport::new(&export.raw, &image, &config, None, SystemTime::now());
     assert_eq!(
-        (report.form.as_str(), report.layers.len()),
-        ("oci-index", 7)
+        (report.form.as_str(), report.layers.len(), report.blobs),
+        ("oci-index", 8, 7)
     );
 }
 
@@ -545,18 +555,20 @@ fn builder_reproduces_buildkit_layer_tables() {
     }
 }
 
-/// `inspect` of every fixture: the form, one row per distinct layer with
-/// its compression and diffID, and the record counts of the config.
+/// `inspect` of every fixture: the form, one row per config layer with
+/// its compression and diffID, the distinct blobs, and the record counts
+/// of the config.
 #[test]
 fn inspect_reports_every_fixture() {
     for export in all() {
         let image = CacheImage::decode(&export.raw).unwrap();
         let config = CacheConfig::from_json(&export.config_bytes).unwrap();
-        let report = InspectReport::new(&export.raw, &image, &config, None);
+        let report = InspectReport::new(&export.raw, &image, &config, None, SystemTime::now());
         let variant = export.variant;
         assert_eq!(report.form, expected_form(variant).name(), "{variant}");
         let distinct: BTreeSet<_> = config.layers.iter().map(|l| l.blob.clone()).collect();
-        assert_eq!(report.layers.len(), distinct.len(), "{variant}");
+        assert_eq!(report.layers.len(), config.layers.len(), "{variant}");
+        assert_eq!(report.blobs, distinct.len(), "{variant}");
         assert_eq!(report.records, config.records.len(), "{variant}");
         let declared = declared_compressions(&export.raw.bytes);
         for layer in &report.layers {

@@ -17,8 +17,8 @@ pub(crate) async fn cmd_copy(args: CopyArgs, ctx: &Context) -> Finished {
         Ok(specs) => specs,
         Err(err) => return err.into(),
     };
-    // copy's output is for BuildKit to read, hence BuildKit's defaults.
-    let cache_to = match parse_all_to(&args.cache_to, ExportDefaults::BuildKit) {
+    // A copy keeps the source's value of every key its spec leaves out.
+    let cache_to = match parse_all_to(&args.cache_to, ExportDefaults::Source) {
         Ok(specs) if specs.is_empty() => return no_specs("--cache-to").into(),
         Ok(specs) => specs,
         Err(err) => return err.into(),

@@ -1,27 +1,40 @@
-//! What `regcache inspect` reports about a cache image, as JSON (`--json`)
-//! or as a human-readable table.
+//! What `regcache inspect` reports about a cache image: the data behind
+//! `--json` (docs/inspect.md) and the table `ops::inspect` renders.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::config::CacheConfig;
+use super::config::{CacheConfig, CacheLayer};
 use super::descriptor::Descriptor;
 use super::entries::{EntriesBlob, EntryKind};
 use super::manifest::{CacheImage, RawManifest};
 use super::media_types::{ANNOTATION_STARGZ_TOC, ANNOTATION_UNCOMPRESSED, layer_compression};
+use super::summary::cache_created;
 use crate::compression::Compression;
 use crate::digest::Digest;
 
+/// The version of the `--json` object (docs/inspect.md); raised when a key
+/// changes meaning.
+pub const INSPECT_JSON_VERSION: u32 = 1;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InspectReport {
+    pub version: u32,
     /// "image-manifest", "oci-index" or "docker-manifest-list".
     pub form: String,
     pub manifest_digest: Digest,
     pub media_type: String,
-    /// Each distinct layer blob once, in manifest order.
+    /// The cache's own creation time as it wrote it (as `ls` reads it).
+    pub created_at: Option<String>,
+    /// Seconds from `created_at` to when the report was made.
+    pub age_seconds: Option<u64>,
+    /// Every layer of the cache config, in its order: one blob can be the
+    /// layer of several chains (BuildKit's max export lists one twice).
     pub layers: Vec<LayerInfo>,
+    /// Distinct layer blobs in the manifest.
+    pub blobs: usize,
     /// Records in the cache config.
     pub records: usize,
     /// Records with at least one result or chained result: the cache keys
@@ -33,14 +46,23 @@ pub struct InspectReport {
     pub total_size: u64,
     /// regcache's entries, empty for a cache written by BuildKit.
     pub entries: Vec<EntryInfo>,
+    /// For the human form's date: `created_at` as a time.
+    #[serde(skip)]
+    pub created: Option<SystemTime>,
 }
 
+/// One layer of the cache config: a blob on top of its parent layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LayerInfo {
+    /// The index of the parent layer in `layers`; `None` for a base layer.
+    pub parent: Option<usize>,
+    /// The layer's blob.
     pub digest: Digest,
     pub size: u64,
+    /// Empty when the manifest does not list the blob (a broken cache).
     pub media_type: String,
-    /// "gzip", "estargz", "zstd" or "uncompressed".
+    /// "gzip", "estargz", "zstd", "uncompressed", or "unknown" (a media
+    /// type that is not a layer's, or no descriptor).
     pub compression: String,
     /// The diffID from `containerd.io/uncompressed`, if present and valid.
     pub uncompressed_digest: Option<Digest>,
@@ -57,18 +79,24 @@ pub struct EntryInfo {
 }
 
 impl InspectReport {
+    /// Ages are measured up to `now`.
     pub fn new(
         raw: &RawManifest,
         image: &CacheImage,
         config: &CacheConfig,
         entries: Option<&EntriesBlob>,
+        now: SystemTime,
     ) -> InspectReport {
-        let mut seen = BTreeSet::new();
-        let layers = image
-            .layers()
-            .filter(|d| seen.insert(&d.digest))
-            .filter_map(layer_info)
+        let layers = config
+            .layers
+            .iter()
+            .map(|layer| layer_info(layer, image.find_blob(&layer.blob)))
             .collect();
+        let blobs = image
+            .layers()
+            .map(|d| &d.digest)
+            .collect::<BTreeSet<_>>()
+            .len();
 
         let mut distinct = BTreeSet::new();
         let blob_bytes: u64 = image
@@ -82,11 +110,19 @@ impl InspectReport {
         } else {
             raw.media_type.clone()
         };
+        let created = cache_created(config, image);
         InspectReport {
+            version: INSPECT_JSON_VERSION,
             form: image.form.name().to_string(),
             manifest_digest: raw.digest.clone(),
             media_type,
+            age_seconds: created
+                .as_ref()
+                .map(|(t, _)| now.duration_since(*t).unwrap_or_default().as_secs()),
+            created_at: created.as_ref().map(|(_, text)| text.clone()),
+            created: created.map(|(t, _)| t),
             layers,
+            blobs,
             records: config.records.len(),
             results: config
                 .records
@@ -110,155 +146,31 @@ impl InspectReport {
                 .unwrap_or_default(),
         }
     }
-
-    /// A readable summary: the image, a table of layers, the record counts,
-    /// a table of entries if any, and the total size.
-    pub fn render_human(&self) -> String {
-        let mut out = String::new();
-        let header = [
-            (
-                "form",
-                format!("{} ({})", self.form, printable(&self.media_type)),
-            ),
-            ("manifest", self.manifest_digest.to_string()),
-            (
-                "records",
-                format!("{} ({} with results)", self.records, self.results),
-            ),
-            ("layers", format!("{} distinct", self.layers.len())),
-            (
-                "total size",
-                format!(
-                    "{} ({} bytes)",
-                    human_bytes(self.total_size),
-                    self.total_size
-                ),
-            ),
-        ];
-        let width = header.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
-        for (key, value) in header {
-            let _ = writeln!(out, "{:<width$} {value}", format!("{key}:"));
-        }
-
-        if !self.layers.is_empty() {
-            out.push('\n');
-            let rows = self
-                .layers
-                .iter()
-                .map(|l| {
-                    vec![
-                        l.digest.short(),
-                        human_bytes(l.size),
-                        l.compression.clone(),
-                        l.uncompressed_digest
-                            .as_ref()
-                            .map_or_else(|| "-".to_string(), Digest::short),
-                    ]
-                })
-                .collect::<Vec<_>>();
-            out.push_str(&table(
-                &["LAYER", "SIZE", "COMPRESSION", "UNCOMPRESSED"],
-                &[false, true, false, false],
-                &rows,
-            ));
-        }
-
-        if !self.entries.is_empty() {
-            out.push('\n');
-            let rows = self
-                .entries
-                .iter()
-                .map(|e| {
-                    vec![
-                        printable(&e.path),
-                        e.files.to_string(),
-                        human_bytes(e.bytes),
-                        e.layers.to_string(),
-                    ]
-                })
-                .collect::<Vec<_>>();
-            out.push_str(&table(
-                &["ENTRY", "FILES", "SIZE", "LAYERS"],
-                &[false, true, true, true],
-                &rows,
-            ));
-        }
-        out
-    }
 }
 
-fn layer_info(d: &Descriptor) -> Option<LayerInfo> {
-    let compression = match layer_compression(&d.media_type)? {
-        // estargz shares the gzip media type; only its TOC annotation tells.
-        Compression::Gzip if d.annotations.contains_key(ANNOTATION_STARGZ_TOC) => {
-            Compression::Estargz
-        }
-        other => other,
-    };
-    Some(LayerInfo {
-        digest: d.digest.clone(),
-        size: d.size,
-        media_type: d.media_type.clone(),
-        compression: compression.name().to_string(),
-        uncompressed_digest: d
-            .annotation(ANNOTATION_UNCOMPRESSED)
+fn layer_info(layer: &CacheLayer, desc: Option<&Descriptor>) -> LayerInfo {
+    let compression = desc
+        .and_then(|d| {
+            Some(match layer_compression(&d.media_type)? {
+                // estargz shares the gzip media type; only its TOC
+                // annotation tells.
+                Compression::Gzip if d.annotations.contains_key(ANNOTATION_STARGZ_TOC) => {
+                    Compression::Estargz
+                }
+                other => other,
+            })
+        })
+        .map_or("unknown", Compression::name);
+    LayerInfo {
+        parent: usize::try_from(layer.parent).ok(),
+        digest: layer.blob.clone(),
+        size: desc.map_or(0, |d| d.size),
+        media_type: desc.map(|d| d.media_type.clone()).unwrap_or_default(),
+        compression: compression.to_string(),
+        uncompressed_digest: desc
+            .and_then(|d| d.annotation(ANNOTATION_UNCOMPRESSED))
             .and_then(|s| s.parse().ok()),
-    })
-}
-
-/// Sizes in binary units with one decimal, as `du -h` readers expect.
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
     }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// Paths and media types come from an untrusted cache: control characters
-/// (a terminal escape sequence, a newline) are shown escaped.
-fn printable(text: &str) -> String {
-    if text.chars().any(char::is_control) {
-        format!("{text:?}")
-    } else {
-        text.to_string()
-    }
-}
-
-/// Columns separated by two spaces, padded to the widest cell; `right`
-/// says which columns are right-aligned (numbers).
-fn table(headers: &[&str], right: &[bool], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let header_row: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header_row).chain(rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            let width = widths.get(i).copied().unwrap_or(0);
-            if i > 0 {
-                line.push_str("  ");
-            }
-            if right.get(i).copied().unwrap_or(false) {
-                let _ = write!(line, "{cell:>width$}");
-            } else {
-                let _ = write!(line, "{cell:<width$}");
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]
@@ -314,7 +226,9 @@ mod tests {
         let built = build_cache_image(&entries, &params).unwrap();
         let config = CacheConfig::from_json(&built.config_bytes).unwrap();
         let blob = EntriesBlob::from_json(&built.entries_bytes).unwrap();
-        let report = InspectReport::new(&built.manifest, &built.image, &config, Some(&blob));
+        let created = crate::image::parse_rfc3339("2026-01-02T03:04:05.000000006Z").unwrap();
+        let now = created + std::time::Duration::from_secs(60);
+        let report = InspectReport::new(&built.manifest, &built.image, &config, Some(&blob), now);
 
         assert_eq!(report.form, "oci-index");
         assert_eq!(report.media_type, crate::image::media_types::OCI_INDEX);
@@ -334,42 +248,26 @@ mod tests {
             .collect();
         assert_eq!(paths, vec![("node_modules", 7, 1), ("target", 120, 2)]);
 
-        let text = report.render_human();
-        assert!(text.contains("oci-index"), "{text}");
-        assert!(text.contains("layers:     2 distinct"), "{text}");
-        let entry_lines: Vec<&str> = text
-            .lines()
-            .skip_while(|l| !l.starts_with("ENTRY"))
+        // One layer per chain, in the config's (digest) order: the shared
+        // base, and the delta on it.
+        let chains: Vec<(Option<u64>, u64)> = report
+            .layers
+            .iter()
+            .map(|l| (l.parent.map(|p| report.layers[p].size), l.size))
             .collect();
-        assert_eq!(entry_lines.len(), 3, "{text}");
-        assert!(
-            entry_lines[2].starts_with("target") && entry_lines[2].contains("3.0 MiB"),
-            "{text}"
+        let mut sorted = chains.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![(None, 5000), (Some(5000), 700)]);
+        assert_eq!(
+            report.layers.iter().map(|l| &l.digest).collect::<Vec<_>>(),
+            config.layers.iter().map(|l| &l.blob).collect::<Vec<_>>()
         );
-        assert!(entry_lines[1].contains("512 B"), "{text}");
-    }
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human_bytes(142), "142 B");
-        assert_eq!(human_bytes(1024), "1.0 KiB");
-        assert_eq!(human_bytes(2_098_130), "2.0 MiB");
-        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(printable("target"), "target");
-        assert_eq!(printable("a\x1b[31mb"), "\"a\\u{1b}[31mb\"");
-    }
-
-    #[test]
-    fn table_aligns_columns() {
-        let rows = vec![
-            vec!["a".to_string(), "1".to_string()],
-            vec!["long".to_string(), "100".to_string()],
-        ];
-        let text = table(&["NAME", "N"], &[false, true], &rows);
-        assert_eq!(text, "NAME    N\na       1\nlong  100\n");
+        assert_eq!(report.blobs, 2);
+        assert_eq!(report.version, INSPECT_JSON_VERSION);
+        assert_eq!(
+            report.created_at.as_deref(),
+            Some("2026-01-02T03:04:05.000000006Z")
+        );
+        assert_eq!(report.age_seconds, Some(60));
     }
 }

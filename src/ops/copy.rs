@@ -1,7 +1,9 @@
 //! `regcache copy`: read every `--cache-from` (written by BuildKit or by
 //! regcache), merge them, and write the result to every `--cache-to` with
 //! that spec's parameters — form, media types, compression, mode — without
-//! running BuildKit, and so that BuildKit still gets its cache hits.
+//! running BuildKit, and so that BuildKit still gets its cache hits. A key
+//! the spec leaves out keeps the source's value, so a bare `--cache-to` is
+//! a byte-exact copy.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -17,11 +19,11 @@ use super::{OpsError, blocking};
 use crate::compression::Compression;
 use crate::digest::{Digest, HashingWriter, VerifyingReader};
 use crate::image::merge::{self, CacheParts};
-use crate::image::{Descriptor, Form, media_types};
+use crate::image::{CacheSummary, Descriptor, Form, media_types};
 use crate::layer::codec::{compress_writer, decompress_reader};
 use crate::layer::estargz::tar_to_estargz;
 use crate::progress::Progress;
-use crate::spec::{CacheTo, Mode};
+use crate::spec::{CacheTo, ExportParams, Mode};
 use crate::store::{self, CacheStore, StoreOptions};
 
 pub struct CopyOptions {
@@ -109,6 +111,8 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
         .map(|c| CacheParts::from_image(&c.image, c.config.clone(), c.entries.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     let merged = merge::merge(parts)?;
+    let sources = SourceParams::of(&loaded);
+    sources.say_choices(&options.cache_to);
     // Each blob is read from the first source that lists it.
     let mut holders: BTreeMap<Digest, usize> = BTreeMap::new();
     for (i, cache) in loaded.iter().enumerate() {
@@ -125,6 +129,7 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
             Ok(store) => {
                 let job = TargetJob {
                     spec,
+                    written: Written::resolve(&spec.params, &sources),
                     store: store.as_ref(),
                     loaded: &loaded,
                     holders: &holders,
@@ -154,9 +159,134 @@ pub async fn copy(options: CopyOptions) -> Result<CopyReport, OpsError> {
     Ok(report)
 }
 
+/// What the sources are, for the keys a `--cache-to` leaves to them. Where
+/// merged sources differ, the richer: `max` (it holds what `min` holds),
+/// OCI media types (Docker's have no image manifest and no standard zstd),
+/// an image manifest (BuildKit's default form since 0.22).
+struct SourceParams {
+    mode: Mode,
+    oci_mediatypes: bool,
+    image_manifest: bool,
+    /// Each source's label, mode and form, for the line naming a choice.
+    each: Vec<(String, Mode, Form)>,
+}
+
+impl SourceParams {
+    fn of(loaded: &[LoadedCache]) -> SourceParams {
+        let each: Vec<(String, Mode, Form)> = loaded
+            .iter()
+            .map(|c| {
+                let summary = CacheSummary::new(&c.raw, &c.image, &c.config, c.entries.as_ref());
+                // A regcache cache whose mode is unreadable is kept whole.
+                let mode = summary
+                    .mode
+                    .as_deref()
+                    .and_then(Mode::from_name)
+                    .unwrap_or(Mode::Max);
+                (c.label.clone(), mode, c.image.form)
+            })
+            .collect();
+        let any = |f: &dyn Fn(&(String, Mode, Form)) -> bool| each.iter().any(f);
+        SourceParams {
+            mode: if any(&|s| s.1 == Mode::Max) {
+                Mode::Max
+            } else {
+                Mode::Min
+            },
+            oci_mediatypes: any(&|s| s.2 != Form::DockerManifestList),
+            image_manifest: any(&|s| s.2 == Form::ImageManifest),
+            each,
+        }
+    }
+
+    fn form(&self) -> Form {
+        Form::for_params(self.oci_mediatypes, self.image_manifest)
+    }
+
+    /// One line per key on which the sources differ and some `--cache-to`
+    /// takes the source's value: which value it takes, and how to choose.
+    fn say_choices(&self, cache_to: &[CacheTo]) {
+        let kept = |f: &dyn Fn(&ExportParams) -> bool| cache_to.iter().any(|s| f(&s.params));
+        let differ = |f: &dyn Fn(&(String, Mode, Form)) -> String| {
+            let values: Vec<String> = self.each.iter().map(f).collect();
+            values.iter().any(|v| v != &values[0]).then(|| {
+                self.each
+                    .iter()
+                    .zip(&values)
+                    .map(|((label, ..), value)| format!("{value} in {label}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        };
+        if kept(&|p| p.from_source.mode)
+            && let Some(found) = differ(&|s| s.1.name().to_string())
+        {
+            tracing::warn!(
+                "the caches differ in mode ({found}): writing mode={}, the richer; \
+                 set mode= on --cache-to to choose",
+                self.mode
+            );
+        }
+        // Whether the form written depends on the sources' (see
+        // `Written::resolve`): an explicit image-manifest=true, or
+        // oci-mediatypes=false, leaves them nothing to choose.
+        let form_kept = |p: &ExportParams| {
+            let kept = p.from_source;
+            (kept.image_manifest && (kept.oci_mediatypes || p.oci_mediatypes))
+                || (kept.oci_mediatypes && !p.image_manifest)
+        };
+        if kept(&form_kept)
+            && let Some(found) = differ(&|s| s.2.name().to_string())
+        {
+            tracing::warn!(
+                "the caches differ in form ({found}): writing {}, the richer; set \
+                 image-manifest= and oci-mediatypes= on --cache-to to choose",
+                self.form().name()
+            );
+        }
+    }
+}
+
+/// How one target is written, its spec's keys resolved against the
+/// sources'.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    /// Slim to what a `mode=min` export keeps: only when asked for.
+    /// Keeping the sources' mode changes nothing, even of a merge of min
+    /// caches, whose union a slimming could cut.
+    slim: bool,
+    /// The mode a regcache entries list records.
+    mode: Mode,
+    form: Form,
+    oci_mediatypes: bool,
+}
+
+impl Written {
+    fn resolve(params: &ExportParams, sources: &SourceParams) -> Written {
+        let kept = params.from_source;
+        let oci_mediatypes = match (kept.oci_mediatypes, kept.image_manifest) {
+            (false, _) => params.oci_mediatypes,
+            // An image manifest exists only with OCI media types.
+            (true, false) if params.image_manifest => true,
+            (true, _) => sources.oci_mediatypes,
+        };
+        let image_manifest = match kept.image_manifest {
+            false => params.image_manifest,
+            true => oci_mediatypes && sources.image_manifest,
+        };
+        Written {
+            slim: !kept.mode && params.mode == Mode::Min,
+            mode: if kept.mode { sources.mode } else { params.mode },
+            form: Form::for_params(oci_mediatypes, image_manifest),
+            oci_mediatypes,
+        }
+    }
+}
+
 /// Writing the merged cache to one `--cache-to`.
 struct TargetJob<'a> {
     spec: &'a CacheTo,
+    written: Written,
     store: &'a dyn CacheStore,
     loaded: &'a [LoadedCache],
     holders: &'a BTreeMap<Digest, usize>,
@@ -171,12 +301,20 @@ impl TargetJob<'_> {
         merged: &CacheParts,
         mount_sources: &[MountSource],
     ) -> Result<TargetReport, OpsError> {
-        let params = &self.spec.params;
-        let form = Form::for_params(params.oci_mediatypes, params.image_manifest);
-        let mut parts = match params.mode {
-            Mode::Min => merge::slim_to_min(merged),
-            Mode::Max => merged.clone(),
+        let Written {
+            slim,
+            mode,
+            form,
+            oci_mediatypes,
+        } = self.written;
+        let mut parts = match slim {
+            true => merge::slim_to_min(merged),
+            false => merged.clone(),
         };
+        if let Some(entries) = &mut parts.entries {
+            // The merge keeps the first cache's; this is what was written.
+            entries.mode = mode.name().to_string();
+        }
         let mut report = TargetReport::failed(&self.spec.target.location(), String::new(), false);
         report.error = None;
 
@@ -212,17 +350,13 @@ impl TargetJob<'_> {
             return Ok(report);
         }
 
-        let recompressed = if params.force_compression {
-            self.recompress_all(&parts).await?
-        } else {
-            Vec::new()
-        };
+        let recompressed = self.recompress_all(&parts).await?;
         let replacements: BTreeMap<Digest, Descriptor> = recompressed
             .iter()
             .map(|(old, new, _)| (old.clone(), new.clone()))
             .collect();
         merge::replace_blobs(&mut parts, &replacements);
-        let assembled = merge::assemble(&parts, form, params.oci_mediatypes)?;
+        let assembled = merge::assemble(&parts, form, oci_mediatypes)?;
         report.digest = Some(assembled.manifest.digest.clone());
 
         let mut uploads = Vec::new();
@@ -305,20 +439,27 @@ impl TargetJob<'_> {
         let [source] = self.loaded else {
             return None;
         };
-        let params = &self.spec.params;
-        let same_family = source
-            .image
-            .layers()
-            .all(|l| l.media_type.starts_with("application/vnd.oci.") == params.oci_mediatypes);
+        let same_family = source.image.layers().all(|l| {
+            l.media_type.starts_with("application/vnd.oci.") == self.written.oci_mediatypes
+        });
         let slimmed = parts.config.layers.len() != source.config.layers.len()
             || results(&parts.config) != results(&source.config);
-        let recompress =
-            params.force_compression && source.image.layers().any(|l| self.needs_recompression(l));
+        let recompress = source
+            .image
+            .layers()
+            .any(|l| self.recompress_to(l).is_some());
         (source.image.form == form && same_family && !slimmed && !recompress).then_some(source)
     }
 
-    fn needs_recompression(&self, layer: &Descriptor) -> bool {
+    /// The codec `layer` is recompressed to, if it is: only with
+    /// force-compression, as in BuildKit; to the spec's codec when it
+    /// differs or a level is asked for, and in its own codec when the
+    /// spec leaves the codec to the source but asks for a level.
+    fn recompress_to(&self, layer: &Descriptor) -> Option<Compression> {
         let params = &self.spec.params;
+        if !params.force_compression {
+            return None;
+        }
         let current = media_types::layer_compression(&layer.media_type);
         let estargz = layer
             .annotations
@@ -327,30 +468,38 @@ impl TargetJob<'_> {
             Some(Compression::Gzip) if estargz => Some(Compression::Estargz),
             other => other,
         };
-        current != Some(params.compression) || params.compression_level.is_some()
+        if params.from_source.compression {
+            return current.filter(|_| params.compression_level.is_some());
+        }
+        (current != Some(params.compression) || params.compression_level.is_some())
+            .then_some(params.compression)
     }
 
-    /// Every layer whose codec differs from the spec's (or all of them,
-    /// when a level is asked for), recompressed into spool files.
+    /// Every layer [`Self::recompress_to`] names a codec for, recompressed
+    /// into spool files.
     async fn recompress_all(
         &self,
         parts: &CacheParts,
     ) -> Result<Vec<(Digest, Descriptor, tempfile::NamedTempFile)>, OpsError> {
         let mut out = Vec::new();
         for desc in parts.blobs.values() {
-            if !media_types::is_layer(&desc.media_type) || !self.needs_recompression(desc) {
+            if !media_types::is_layer(&desc.media_type) {
                 continue;
             }
+            let Some(codec) = self.recompress_to(desc) else {
+                continue;
+            };
             let holder = self.holder(&desc.digest)?;
             let progress = self.progress.blob(
-                &format!(
-                    "recompress {} to {}",
-                    desc.digest.short(),
-                    self.spec.params.compression
-                ),
+                &format!("recompress {} to {codec}", desc.digest.short()),
                 desc.size,
             );
-            let (new, file) = recompress(holder, desc, self.spec, self.spool.path()).await?;
+            let to = Recompression {
+                codec,
+                level: self.spec.params.compression_level,
+                oci_mediatypes: self.written.oci_mediatypes,
+            };
+            let (new, file) = recompress(holder, desc, to, self.spool.path()).await?;
             progress.advance(desc.size);
             progress.finish("recompressed");
             out.push((desc.digest.clone(), new, file));
@@ -384,13 +533,22 @@ fn dedup_uploads(uploads: Vec<Upload<'_>>) -> Vec<Upload<'_>> {
         .collect()
 }
 
-/// Decompresses one verified layer and compresses it again with the
-/// spec's codec and level. The diffID — the digest of the tar inside — must
+/// What one layer is recompressed to.
+#[derive(Debug, Clone, Copy)]
+struct Recompression {
+    codec: Compression,
+    level: Option<u32>,
+    /// The media-type family of the new descriptor.
+    oci_mediatypes: bool,
+}
+
+/// Decompresses one verified layer and compresses it again with `to`'s
+/// codec and level. The diffID — the digest of the tar inside — must
 /// not change; the blob digest does.
 async fn recompress(
     from: &dyn CacheStore,
     desc: &Descriptor,
-    spec: &CacheTo,
+    to: Recompression,
     spool: &Path,
 ) -> Result<(Descriptor, tempfile::NamedTempFile), OpsError> {
     let source_compression = media_types::layer_compression(&desc.media_type).ok_or_else(|| {
@@ -405,7 +563,7 @@ async fn recompress(
         .and_then(|v| v.parse().ok());
     let reader = from.open_blob(desc).await?;
     let (digest, size) = (desc.digest.clone(), desc.size);
-    let (target, level) = (spec.params.compression, spec.params.compression_level);
+    let (target, level) = (to.codec, to.level);
     let spool = spool.to_path_buf();
     let label = desc.digest.clone();
     let (file, new_digest, new_size, tar_digest, estargz) = blocking(move || -> io::Result<_> {
@@ -470,7 +628,7 @@ async fn recompress(
         )));
     }
     let mut new = Descriptor::new(
-        media_types::layer_media_type(target, spec.params.oci_mediatypes),
+        media_types::layer_media_type(target, to.oci_mediatypes),
         new_digest,
         new_size,
     );

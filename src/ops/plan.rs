@@ -6,6 +6,10 @@ use serde_json::{Value, json};
 
 use crate::spec::{CacheFrom, CacheTo};
 
+/// What the plan says for a key a copy takes from its source, whose value
+/// is only known once the source is read.
+pub const AS_THE_SOURCE: &str = "as the source";
+
 pub struct Plan<'a> {
     pub command: &'a str,
     pub cache_to: &'a [CacheTo],
@@ -19,7 +23,7 @@ impl Plan<'_> {
     pub fn to_json(&self) -> Value {
         let mut plan = json!({
             "command": self.command,
-            "cache_to": self.cache_to.iter().map(CacheTo::plan_json).collect::<Vec<_>>(),
+            "cache_to": self.cache_to.iter().map(cache_to_json).collect::<Vec<_>>(),
             "cache_from": self.cache_from.iter().map(CacheFrom::plan_json).collect::<Vec<_>>(),
             "paths": self.paths,
         });
@@ -36,6 +40,18 @@ impl Plan<'_> {
         }
         for spec in self.cache_to {
             out.push_str(&format!("  cache-to    {spec}\n"));
+            // The spec line leaves these out; say what they will be.
+            let kept = spec.params.from_source;
+            if kept.any() {
+                let mut keys = kept.names();
+                if kept.compression && spec.params.compression_level.is_none() {
+                    keys.push("compression-level");
+                }
+                out.push_str(&format!(
+                    "              {AS_THE_SOURCE}: {}\n",
+                    keys.join(", ")
+                ));
+            }
         }
         // Said once per set of defaults (one per command), since the spec
         // line cannot tell a default compression from a given one.
@@ -46,7 +62,8 @@ impl Plan<'_> {
                 said.push(defaults);
             }
         }
-        if self.paths.is_empty() {
+        // copy works on whole caches: it has no paths to speak of.
+        if self.paths.is_empty() && self.command != "copy" {
             out.push_str("  paths       (every path the cache holds)\n");
         }
         for path in self.paths {
@@ -57,6 +74,28 @@ impl Plan<'_> {
         }
         out
     }
+}
+
+/// One `--cache-to` of the plan: its keys at their effective values, and
+/// those a copy takes from its source marked as such.
+fn cache_to_json(spec: &CacheTo) -> Value {
+    let mut plan = spec.plan_json();
+    let kept = spec.params.from_source;
+    for (key, from_source) in [
+        ("mode", kept.mode),
+        ("oci_mediatypes", kept.oci_mediatypes),
+        ("image_manifest", kept.image_manifest),
+        ("compression", kept.compression),
+        (
+            "compression_level",
+            kept.compression && spec.params.compression_level.is_none(),
+        ),
+    ] {
+        if from_source {
+            plan[key] = AS_THE_SOURCE.into();
+        }
+    }
+    plan
 }
 
 /// `argv` as one line a shell would split back the same way, so the plan
