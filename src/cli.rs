@@ -5,21 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-const SPEC_HELP: &str = "\
-SPEC is written exactly as for `docker buildx build --cache-to/--cache-from`: \
-comma-separated key=value fields (CSV quoting: \"dest=a,b\"), or a bare list \
-of registry refs. Types: registry (ref=…) and local (dest=… for --cache-to, \
-src=… for --cache-from; tag=…, default latest; digest=… on import). \
-Export keys: mode=min|max, oci-mediatypes=BOOL, image-manifest=BOOL, \
-compression=gzip|estargz|zstd|uncompressed, \
-compression-level=N, force-compression=BOOL, ignore-error=BOOL. \
-Defaults are BuildKit's, except that save and run write compression=zstd unless \
-compression= is given (only regcache reads their layers, and zstd is faster); \
-copy keeps BuildKit's gzip, since its output is for BuildKit. \
-compression-level is the chosen codec's level (default: gzip 6, zstd 3). \
-A --cache-from tag may end in * (ghcr.io/org/app:cache-main-*, type=local,src=DIR,tag=cache-*): \
-the newest cache whose tag starts with what precedes the * is used (a restore key); \
---cache-to takes no pattern.";
+use crate::spec::help::help as spec_help;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -98,7 +84,7 @@ path, so a change touches one part); mode=max adds one delta layer (changed file
 whiteouts) on the base's chain, squashed after 8 deltas or when they outweigh half \
 the base. An unchanged tree reads no file content and writes only the cache config \
 and manifest.",
-        after_help = SPEC_HELP
+        after_help = spec_help()
     )]
     Save(SaveArgs),
 
@@ -115,7 +101,7 @@ its digest before any of its content reaches the target.\n\n\
 Each path's directory is reached from the working directory, $HOME, or the PATH as \
 named, without following a symlink on the way: a cache may have planted one. A path \
 that is itself a symlink on disk is refused unless --allow-root-symlink is given.",
-        after_help = SPEC_HELP
+        after_help = spec_help()
     )]
     Restore(RestoreArgs),
 
@@ -135,7 +121,7 @@ the manifest bytes, and so its digest. Blobs the target has are skipped, blobs i
 another repository of the same registry are mounted, the rest stream through a \
 verified spool file. A missing --cache-from is a warning; when none can be read, \
 nothing is written (exit 0, or 1 with --fail-on-miss).",
-        after_help = SPEC_HELP
+        after_help = spec_help()
     )]
     Copy(CopyArgs),
 
@@ -154,12 +140,12 @@ report it; 127 when it is not found, 126 when it cannot be executed), or with 1 
 it succeeded but an export failed without ignore-error=true. While COMMAND runs, \
 regcache passes SIGTERM and SIGHUP on to it, and SIGINT and SIGQUIT too unless they \
 come from the terminal, which sends them to COMMAND itself.",
-        after_help = SPEC_HELP
+        after_help = spec_help()
     )]
     Run(RunArgs),
 
     /// Show what a cache holds: form, layers, records, entries.
-    #[command(after_help = SPEC_HELP)]
+    #[command(after_help = spec_help())]
     Inspect(InspectArgs),
 
     /// Delete old cache tags from a registry repository or a local cache directory.
