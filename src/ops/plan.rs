@@ -36,6 +36,15 @@ impl Plan<'_> {
         }
         for spec in self.cache_to {
             out.push_str(&format!("  cache-to    {spec}\n"));
+            // The line leaves an unset level out, so that it parses back
+            // to the same spec; the level the codec will use is said here.
+            let params = &spec.params;
+            if let (None, Some(level)) = (params.compression_level, params.effective_level()) {
+                out.push_str(&format!(
+                    "              compression-level {level}: {}'s default\n",
+                    params.compression
+                ));
+            }
         }
         // Said once per set of defaults (one per command), since the spec
         // line cannot tell a default compression from a given one.
@@ -46,7 +55,8 @@ impl Plan<'_> {
                 said.push(defaults);
             }
         }
-        if self.paths.is_empty() {
+        // copy takes no PATH: it copies whole caches.
+        if self.paths.is_empty() && self.command != "copy" {
             out.push_str("  paths       (every path the cache holds)\n");
         }
         for path in self.paths {
