@@ -235,6 +235,13 @@ impl Parser<'_> {
                         "fields are not trimmed (as in buildx): remove the spaces around {:?}.",
                         key.trim()
                     ),
+                    Some(suggestion)
+                        if self.flag == Flag::CacheFrom
+                            && keys::export_keys()
+                                .any(|k| suggestion.contains(&format!("{k:?}"))) =>
+                    {
+                        format!("{suggestion} (an export key: --cache-from ignores it)")
+                    }
                     Some(suggestion) => suggestion,
                     None => String::new(),
                 };
@@ -283,8 +290,14 @@ impl Parser<'_> {
                 if attrs.get(DIGEST).is_some() {
                     return Err(self.error(
                         Some(DIGEST),
-                        format!("tag={raw} is a pattern and digest= pins one manifest; give one"),
-                        None,
+                        format!(
+                            "tag={raw} is a pattern and digest= pins one manifest: give one or the other"
+                        ),
+                        Some(format!(
+                            "drop digest= for the newest cache whose tag starts with {:?}, \
+                             or drop the * to read the manifest digest= names",
+                            raw.trim_end_matches('*')
+                        )),
                     ));
                 }
                 ImportSource::Pattern {
@@ -360,7 +373,12 @@ impl Parser<'_> {
             };
             self.error(
                 Some(REF),
-                format!("invalid ref {raw:?}: {}", e.reason),
+                // A bare ref is the whole value, which the message shows already.
+                if raw == self.value {
+                    format!("invalid ref: {}", e.reason)
+                } else {
+                    format!("invalid ref {raw:?}: {}", e.reason)
+                },
                 Some(hint),
             )
         })?;
@@ -370,7 +388,8 @@ impl Parser<'_> {
             return Err(self.error(
                 Some(REF),
                 format!(
-                    "ref {raw:?} pins digest {}, but an export writes a new manifest and needs a tag (accepted: a ref without @digest)",
+                    "the ref pins digest {}…, but an export writes a new manifest and needs a tag \
+                     (accepted: a ref without @sha256:…)",
                     digest.short()
                 ),
                 Some("drop the @sha256:… part; digests only make sense on --cache-from".into()),
@@ -884,7 +903,10 @@ mod tests {
                 CacheFrom,
                 "type=local,src=x,mdoe=max",
                 Some("mdoe"),
-                &["unknown key \"mdoe\"", "did you mean \"mode\"?"],
+                &[
+                    "unknown key \"mdoe\"",
+                    "did you mean \"mode\"? (an export key: --cache-from ignores it)",
+                ],
             ),
             (
                 CacheTo,
@@ -974,7 +996,22 @@ mod tests {
                 "type=local,dest=out,compression-level=high",
                 Some("compression-level"),
                 &[
-                    "invalid value \"high\" for compression-level (accepted: an integer from 0 to 9 for compression=gzip)",
+                    "invalid value \"high\" for compression-level (accepted: an integer from 0 to 9 for compression=gzip, the default here)",
+                ],
+            ),
+            (
+                CacheTo,
+                "type=local,dest=out,compression=gzip,compression-level=high",
+                Some("compression-level"),
+                &["(accepted: an integer from 0 to 9 for compression=gzip)"],
+            ),
+            (
+                CacheTo,
+                "tpye=local,dest=out",
+                Some("type"),
+                &[
+                    "missing type",
+                    "hint: \"tpye\" is not a key: did you mean \"type\"?",
                 ],
             ),
             (
@@ -994,7 +1031,7 @@ mod tests {
                 "type=local,dest=out,compression-level=10",
                 Some("compression-level"),
                 &[
-                    "compression-level \"10\" is out of range for compression=gzip (accepted: 0 to 9)",
+                    "compression-level \"10\" is out of range for compression=gzip, the default here (accepted: 0 to 9)",
                     "hint: compression=zstd takes levels up to 22",
                 ],
             ),
@@ -1069,7 +1106,7 @@ mod tests {
                 CacheTo,
                 "User/app",
                 Some("ref"),
-                &["invalid ref \"User/app\""],
+                &["\"User/app\": invalid ref: repository name \"User/app\" must be lowercase"],
             ),
             (
                 CacheFrom,
@@ -1077,7 +1114,7 @@ mod tests {
                 Some("ref"),
                 &["invalid ref \"\": the reference is empty"],
             ),
-            (CacheFrom, " ", Some("ref"), &["invalid ref \" \""]),
+            (CacheFrom, " ", Some("ref"), &["\" \": invalid ref: "]),
             (CacheFrom, "\"a,b\"", Some("ref"), &["invalid ref \"a,b\""]),
             (
                 CacheFrom,

@@ -72,11 +72,17 @@ impl Parser<'_> {
     /// A `*` where it is not a pattern: anywhere on `--cache-to`, and
     /// anywhere but the end of a `--cache-from` tag.
     pub(super) fn star_error(&self, field: &str, raw: &str) -> SpecError {
+        // A bare ref is the whole value, which the message shows already.
+        let subject = if raw == self.value {
+            "the ref".to_string()
+        } else {
+            format!("{field}={raw}")
+        };
         match self.flag {
             Flag::CacheTo => self.error(
                 Some(field),
                 format!(
-                    "{field}={raw} holds \"*\": a tag pattern picks a cache to read, and \
+                    "{subject} holds \"*\": a tag pattern picks a cache to read, and \
                      --cache-to writes one tag"
                 ),
                 Some(
@@ -86,7 +92,7 @@ impl Parser<'_> {
             Flag::CacheFrom => self.error(
                 Some(field),
                 format!(
-                    "{field}={raw} holds \"*\" where it is not a pattern: only a \"*\" ending \
+                    "{subject} holds \"*\" where it is not a pattern: only a \"*\" ending \
                      the tag is one (the newest cache whose tag starts with what precedes it)"
                 ),
                 Some("e.g. ghcr.io/org/app:cache-main-* or type=local,src=DIR,tag=cache-*".into()),
@@ -135,6 +141,11 @@ mod tests {
         }
         let err = from_err(&format!("type=local,src=/c,tag=cache-*,digest={DIGEST}"));
         assert_eq!(err.field(), Some("digest"), "{err}");
+        assert!(
+            err.hint()
+                .is_some_and(|h| h.contains("drop digest=") && h.contains("\"cache-\"")),
+            "{err}"
+        );
         let err = from_err("127.0.0.1:5000/app:.cache-*");
         assert!(err.to_string().contains("starts no valid tag"), "{err}");
         assert!(err.hint().is_some_and(|h| h.contains("cache-*")), "{err}");

@@ -69,7 +69,7 @@ impl Parser<'_> {
         };
         let compression_level = attrs
             .get(COMPRESSION_LEVEL)
-            .map(|raw| self.compression_level(compression, raw))
+            .map(|raw| self.compression_level(compression, attrs.get(COMPRESSION).is_some(), raw))
             .transpose()?;
         let force_compression = match attrs.get(FORCE_COMPRESSION) {
             // BuildKit reads a bare `force-compression=` as true.
@@ -90,8 +90,15 @@ impl Parser<'_> {
     pub(super) fn compression_level(
         &self,
         compression: Compression,
+        compression_given: bool,
         raw: &str,
     ) -> Result<u32, SpecError> {
+        // The codec may be a default the user never wrote: say so.
+        let codec = if compression_given {
+            format!("compression={compression}")
+        } else {
+            format!("compression={compression}, the default here")
+        };
         let Some(range) = compression.level_range() else {
             return Err(self.error(
                 Some(COMPRESSION_LEVEL),
@@ -107,7 +114,7 @@ impl Parser<'_> {
             ));
         };
         let accepted = format!(
-            "an integer from {} to {} for compression={compression}",
+            "an integer from {} to {} for {codec}",
             range.start(),
             range.end()
         );
@@ -127,7 +134,7 @@ impl Parser<'_> {
                 Err(self.error(
                     Some(COMPRESSION_LEVEL),
                     format!(
-                        "compression-level {raw:?} is out of range for compression={compression} \
+                        "compression-level {raw:?} is out of range for {codec} \
                          (accepted: {} to {})",
                         range.start(),
                         range.end()
