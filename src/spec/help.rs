@@ -67,17 +67,17 @@ fn render_help() -> String {
     let mut out = String::new();
     push_wrapped(&mut out, "", INTRO);
     out.push('\n');
-    let sections: [(&str, fn(&Key) -> bool); 2] = [
-        ("Keys of the location:", |key| !key.is_export()),
+    let sections = [
+        ("Keys of the location:", false),
         (
             "Keys of an export (--cache-to; accepted and ignored on --cache-from):",
-            Key::is_export,
+            true,
         ),
     ];
-    for (title, wanted) in sections {
+    for (title, export) in sections {
         out.push_str(title);
         out.push('\n');
-        for key in KEYS.iter().filter(|key| wanted(key)) {
+        for key in KEYS.iter().filter(|key| key.is_export() == export) {
             let place = match key.scope {
                 Scope::Export => String::new(),
                 _ => format!("{}; ", applies(key)),
