@@ -28,7 +28,8 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-# Rewrites the shell completions and man pages from the clap definitions.
+# Rewrites the shell completions and man pages from the clap definitions,
+# and the key table of docs/spec.md from the spec parser's.
 generated:
 	REGCACHE_BLESS=1 $(CARGO) test --test generated_files
 

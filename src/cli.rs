@@ -11,23 +11,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::spec::help::help as spec_help;
 use examples::after_help;
-
-const SPEC_HELP: &str = "\
-SPEC is written exactly as for `docker buildx build --cache-to/--cache-from`: \
-comma-separated key=value fields (CSV quoting: \"dest=a,b\"), or a bare list \
-of registry refs. Types: registry (ref=…) and local (dest=… for --cache-to, \
-src=… for --cache-from; tag=…, default latest; digest=… on import). \
-Export keys: mode=min|max, oci-mediatypes=BOOL, image-manifest=BOOL, \
-compression=gzip|estargz|zstd|uncompressed, \
-compression-level=N, force-compression=BOOL, ignore-error=BOOL. \
-Defaults are BuildKit's, except that save and run write compression=zstd unless \
-compression= is given (only regcache reads their layers, and zstd is faster); \
-copy keeps BuildKit's gzip, since its output is for BuildKit. \
-compression-level is the chosen codec's level (default: gzip 6, zstd 3). \
-A --cache-from tag may end in * (ghcr.io/org/app:cache-main-*, type=local,src=DIR,tag=cache-*): \
-the newest cache whose tag starts with what precedes the * is used (a restore key); \
---cache-to takes no pattern.";
 
 /// The heading of the options every command takes: `--help`, the man
 /// pages' GLOBAL OPTIONS section and the completions all read it.
@@ -214,7 +199,7 @@ path, so a change touches one part); mode=max adds one delta layer (changed file
 whiteouts) on the base's chain, squashed after 8 deltas or when they outweigh half \
 the base. An unchanged tree reads no file content and writes only the cache config \
 and manifest.",
-        after_help = after_help(SPEC_HELP, SAVE_EXAMPLES)
+        after_help = after_help(spec_help(), SAVE_EXAMPLES)
     )]
     Save(SaveArgs),
 
@@ -231,7 +216,7 @@ its digest before any of its content reaches the target.\n\n\
 Each path's directory is reached from the working directory, $HOME, or the PATH as \
 named, without following a symlink on the way: a cache may have planted one. A path \
 that is itself a symlink on disk is refused unless --allow-root-symlink is given.",
-        after_help = after_help(SPEC_HELP, RESTORE_EXAMPLES)
+        after_help = after_help(spec_help(), RESTORE_EXAMPLES)
     )]
     Restore(RestoreArgs),
 
@@ -254,7 +239,7 @@ level (the diffID stays, the blob digest changes). Blobs the target has are skip
 another repository of the same registry are mounted, the rest stream through a \
 verified spool file. A missing --cache-from is a warning; when none can be read, \
 nothing is written (exit 0, or 1 with --fail-on-miss).",
-        after_help = after_help(SPEC_HELP, COPY_EXAMPLES)
+        after_help = after_help(spec_help(), COPY_EXAMPLES)
     )]
     Copy(CopyArgs),
 
@@ -273,7 +258,7 @@ report it; 127 when it is not found, 126 when it cannot be executed), or with 1 
 it succeeded but an export failed without ignore-error=true. While COMMAND runs, \
 regcache passes SIGTERM and SIGHUP on to it, and SIGINT and SIGQUIT too unless they \
 come from the terminal, which sends them to COMMAND itself.",
-        after_help = after_help(SPEC_HELP, RUN_EXAMPLES)
+        after_help = after_help(spec_help(), RUN_EXAMPLES)
     )]
     Run(RunArgs),
 

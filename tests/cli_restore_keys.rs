@@ -269,8 +269,9 @@ fn patterns_are_refused_where_they_mean_nothing_and_shown_by_dry_run() {
     let cwd = tmp.path();
     for (args, field) in [
         (
+            // A bare ref is the whole value, which the message quotes once.
             vec!["save", "--cache-to", "127.0.0.1:5000/app:cache-*", "x"],
-            "ref=127.0.0.1:5000/app:cache-*",
+            "\"127.0.0.1:5000/app:cache-*\": the ref holds \"*\"",
         ),
         (
             vec!["save", "--cache-to", "type=local,dest=d,tag=c-*", "x"],

@@ -269,3 +269,29 @@ fn examples_are_set_as_copyable_lines() {
         );
     }
 }
+/// docs/spec.md's key table is the parser's own (src/spec/keys.rs).
+#[test]
+fn the_spec_keys_table_in_the_docs_is_up_to_date() {
+    const BEGIN: &str = "<!-- BEGIN generated keys table -->\n";
+    const END: &str = "<!-- END generated keys table -->";
+    let path = root().join("docs/spec.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/spec.md");
+    let (head, rest) = doc
+        .split_once(BEGIN)
+        .expect("docs/spec.md has the begin marker");
+    let (_, tail) = rest
+        .split_once(END)
+        .expect("docs/spec.md has the end marker");
+    let fresh = format!(
+        "{head}{BEGIN}{}{END}{tail}",
+        regcache::spec::help::markdown_table()
+    );
+    if fresh == doc {
+        return;
+    }
+    assert!(
+        std::env::var_os("REGCACHE_BLESS").is_some(),
+        "docs/spec.md's key table is out of date (run `make generated`)"
+    );
+    write(&path, fresh.as_bytes());
+}

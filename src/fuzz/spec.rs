@@ -9,32 +9,15 @@ use super::check;
 use super::reference::{digest_text, reference_text};
 use crate::spec::{ExportDefaults, Flag, parse_cache_from, parse_cache_to};
 
-const KEYS: &[&str] = &[
-    "type",
-    "ref",
-    "registry.insecure",
-    "dest",
-    "src",
-    "tag",
-    "digest",
-    "mode",
-    "oci-mediatypes",
-    "image-manifest",
-    "compression",
-    "compression-level",
-    "force-compression",
-    "ignore-error",
-];
+/// Every key the parser knows, from its own table, so that a new key is
+/// fuzzed as soon as it exists.
+fn keys() -> Vec<&'static str> {
+    crate::spec::keys::names().collect()
+}
 
-const EXPORT_KEYS: &[&str] = &[
-    "mode",
-    "oci-mediatypes",
-    "image-manifest",
-    "compression",
-    "compression-level",
-    "force-compression",
-    "ignore-error",
-];
+fn export_keys() -> Vec<&'static str> {
+    crate::spec::keys::export_keys().collect()
+}
 
 /// Values some key accepts, values close to them, and words with their own
 /// branches in the error hints.
@@ -83,9 +66,9 @@ fn nasty() -> impl Strategy<Value = String> {
 
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        8 => select(KEYS).prop_map(str::to_string),
-        1 => select(KEYS).prop_map(str::to_uppercase),
-        1 => select(KEYS).prop_map(|k| format!(" {k}")),
+        8 => select(keys()).prop_map(str::to_string),
+        1 => select(keys()).prop_map(str::to_uppercase),
+        1 => select(keys()).prop_map(|k| format!(" {k}")),
         1 => nasty(),
     ]
 }
@@ -134,7 +117,7 @@ fn plausible() -> impl Strategy<Value = String> {
                 fields
             }),
     ];
-    let export = (select(EXPORT_KEYS), any::<prop::sample::Index>(), 0u8..5).prop_map(
+    let export = (select(export_keys()), any::<prop::sample::Index>(), 0u8..5).prop_map(
         |(key, pick, stray)| {
             let accepted: &[&str] = match key {
                 "mode" => &["min", "max"],

@@ -41,15 +41,25 @@ impl Plan<'_> {
         for spec in self.cache_to {
             out.push_str(&format!("  cache-to    {spec}\n"));
             // The spec line leaves these out; say what they will be.
-            let kept = spec.params.from_source;
+            let params = &spec.params;
+            let kept = params.from_source;
             if kept.any() {
                 let mut keys = kept.names();
-                if kept.compression && spec.params.compression_level.is_none() {
+                if kept.compression && params.compression_level.is_none() {
                     keys.push("compression-level");
                 }
                 out.push_str(&format!(
                     "              {AS_THE_SOURCE}: {}\n",
                     keys.join(", ")
+                ));
+            } else if let (None, Some(level)) = (params.compression_level, params.effective_level())
+            {
+                // The line leaves an unset level out, so that it parses
+                // back to the same spec; the level the codec will use is
+                // said here.
+                out.push_str(&format!(
+                    "              compression-level {level}: {}'s default\n",
+                    params.compression
                 ));
             }
         }
