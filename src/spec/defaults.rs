@@ -198,9 +198,14 @@ mod tests {
             assert_eq!(gzip.params.compression, Compression::Gzip);
             assert_eq!(gzip.params.compression_level, Some(9));
             // The effective spec spells the compression out, so it means
-            // the same whichever command reads it back.
+            // the same whichever command reads it back; a copy's leaves
+            // out what it takes from the source, and means that to a copy.
             let shown = one_to_with("type=local,dest=out", defaults).to_string();
-            for other in ExportDefaults::ALL {
+            let readers = match defaults {
+                ExportDefaults::Source => vec![ExportDefaults::Source],
+                _ => vec![ExportDefaults::BuildKit, ExportDefaults::Regcache],
+            };
+            for other in readers {
                 assert_eq!(
                     one_to_with(&shown, other).params,
                     defaults.params(),
@@ -208,5 +213,52 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A copy takes from its source exactly the keys its spec leaves out.
+    #[test]
+    fn a_copy_spec_leaves_to_the_source_what_it_does_not_say() {
+        let kept = |value: &str| {
+            one_to_with(value, ExportDefaults::Source)
+                .params
+                .from_source
+        };
+        assert_eq!(kept("type=local,dest=out"), SourceKeys::ALL);
+        assert_eq!(kept("user/app"), SourceKeys::ALL);
+        assert_eq!(
+            kept("type=local,dest=out,mode=max,compression=zstd"),
+            SourceKeys {
+                mode: false,
+                compression: false,
+                ..SourceKeys::ALL
+            }
+        );
+        assert_eq!(
+            kept("type=local,dest=out,oci-mediatypes=false,compression-level=3"),
+            SourceKeys {
+                oci_mediatypes: false,
+                ..SourceKeys::ALL
+            }
+        );
+        assert_eq!(
+            kept("type=local,dest=out,image-manifest=false"),
+            SourceKeys {
+                image_manifest: false,
+                ..SourceKeys::ALL
+            }
+        );
+        for defaults in [ExportDefaults::BuildKit, ExportDefaults::Regcache] {
+            assert!(
+                !one_to_with("type=local,dest=out", defaults)
+                    .params
+                    .from_source
+                    .any()
+            );
+        }
+        let shown = one_to_with("type=local,dest=out,mode=max", ExportDefaults::Source).to_string();
+        assert_eq!(
+            shown,
+            "type=local,dest=out,tag=latest,mode=max,force-compression=false,ignore-error=false"
+        );
     }
 }
