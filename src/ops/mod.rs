@@ -87,6 +87,7 @@ impl OpsError {
             OpsError::Usage { hint, .. } | OpsError::Export { hint, .. } => hint.clone(),
             OpsError::Unpack { source, .. } => source.hint(),
             OpsError::Store(err) => err.hint(),
+            OpsError::Spec(err) => err.hint().map(str::to_string),
             OpsError::Import { source, hint, .. } => source.hint().or_else(|| hint.clone()),
             _ => None,
         }

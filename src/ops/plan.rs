@@ -52,8 +52,12 @@ impl Plan<'_> {
                     "              {AS_THE_SOURCE}: {}\n",
                     keys.join(", ")
                 ));
-            } else if let (None, Some(level)) = (params.compression_level, params.effective_level())
-            {
+            }
+            if let (false, None, Some(level)) = (
+                kept.compression,
+                params.compression_level,
+                params.effective_level(),
+            ) {
                 // The line leaves an unset level out, so that it parses
                 // back to the same spec; the level the codec will use is
                 // said here.

@@ -17,8 +17,9 @@ comma-separated key=value fields (CSV quoting: \"dest=a,b\"), or a bare list of 
 not trimmed.";
 
 const DEFAULTS: &str = "Defaults are BuildKit's, except that save and run write compression=zstd \
-unless compression= is given (only regcache reads their layers, and zstd is faster); copy keeps \
-BuildKit's gzip, since its output is for BuildKit.";
+unless compression= is given (only regcache reads their layers, and zstd is faster), and that \
+copy keeps the source's mode, media types, form and compression for each key its --cache-to \
+leaves out, so that a bare --cache-to is a byte-exact copy.";
 
 const PATTERNS: &str = "A --cache-from tag may end in * (ghcr.io/org/app:cache-main-*, \
 type=local,src=DIR,tag=cache-*): the newest cache whose tag starts with what precedes the * is \

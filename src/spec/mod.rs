@@ -244,15 +244,13 @@ impl SpecError {
 
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The hint is not part of the message: `main` prints it last,
+        // once, as `hint:` (see `OpsError::hint`).
         write!(
             f,
             "invalid {} {:?}: {}",
             self.flag, self.value, self.problem
-        )?;
-        if let Some(hint) = &self.hint {
-            write!(f, "\nhint: {hint}")?;
-        }
-        Ok(())
+        )
     }
 }
 
