@@ -31,7 +31,7 @@ lint:
 # Rewrites the shell completions and man pages from the clap definitions,
 # and the key table of docs/spec.md from the spec parser's.
 generated:
-	REGCACHE_BLESS=1 $(CARGO) test --test generated_files
+	REGCACHE_BLESS=1 $(CARGO) test --test it generated_files::
 
 # The property tests (src/fuzz.rs, src/layer/tar_fuzz.rs) for as long as
 # asked, every property at once, each drawing fresh random cases in rounds

@@ -4,7 +4,7 @@
 //! usage: many_files build DIRS FILES BLOB
 //!        many_files restore BLOB DEST   (reads BLOB.json from `build`)
 
-#[path = "../tests/many_files/mod.rs"]
+#[path = "../tests/it/many_files/mod.rs"]
 mod many_files;
 
 use std::path::{Path, PathBuf};

@@ -6,6 +6,9 @@
 //! Alone in its test binary: it sets process-wide environment variables
 //! and the global tracing subscriber.
 
+// Its own binary, not a module of tests/it: it sets the environment and
+// installs the tracing subscriber, which are the whole process's.
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::io::{Read, Write};

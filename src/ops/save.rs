@@ -869,23 +869,26 @@ mod tests {
         assert_eq!(*store.manifest_after.lock().unwrap(), None);
     }
 
+    /// Packs `dir/tree` with `early` as the group's first target.
+    async fn pack_early(
+        dir: &Path,
+        spec: &CacheTo,
+        options: &SaveOptions,
+        early: (&dyn CacheStore, &Placement),
+    ) -> PackedSet {
+        let sources = vec![("tree".to_string(), dir.join("tree"))];
+        pack_all(&sources, spec, None, Vec::new(), Some(early), options)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_first_target_gets_every_packed_layer_during_the_pack() {
         let dir = tempfile::tempdir().unwrap();
         let (_, spec, options) = packed(dir.path()).await;
         let store = SlowStore::default();
         let placement = Placement::for_target(&store, &[]).await;
-        let sources = vec![("tree".to_string(), dir.path().join("tree"))];
-        let set = pack_all(
-            &sources,
-            &spec,
-            None,
-            Vec::new(),
-            Some((&store, &placement)),
-            &options,
-        )
-        .await
-        .unwrap();
+        let set = pack_early(dir.path(), &spec, &options, (&store, &placement)).await;
         let layers = &set.entries[0].1.layers;
         // Every layer is in place before the export starts...
         assert_eq!(store.blobs.load(Ordering::SeqCst), layers.len());
@@ -954,17 +957,7 @@ mod tests {
             ..SlowStore::default()
         };
         let placement = Placement::for_target(&store, &[]).await;
-        let sources = vec![("tree".to_string(), dir.path().join("tree"))];
-        let set = pack_all(
-            &sources,
-            &spec,
-            None,
-            Vec::new(),
-            Some((&store, &placement)),
-            &options,
-        )
-        .await
-        .unwrap();
+        let set = pack_early(dir.path(), &spec, &options, (&store, &placement)).await;
         let layers = set.entries[0].1.layers.len();
         assert_eq!(set.early.len(), layers - 1);
         let report = export(
