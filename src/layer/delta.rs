@@ -144,10 +144,12 @@ pub fn pack_delta(
         let part = Part {
             index: delta_index as usize,
             items: delta,
+            last: true,
         };
         hooks.progress.grow(part.content_bytes());
         let mut worker = Worker::new(root, spool, opts, hooks.progress);
-        let finished = worker.pack(part, &AtomicBool::new(false))?;
+        // The delta is the only part: it may use every core.
+        let finished = worker.pack(part, &AtomicBool::new(false), opts.jobs)?;
         let blob = match finished.file {
             Some(file) => file.keep().map_err(|e| PackError::Spool {
                 path: e.path.to_path_buf(),

@@ -8,7 +8,7 @@
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 
 use crate::compression::Compression;
@@ -276,6 +276,12 @@ fn pack_parts(
 ) -> Result<PackedEntry, PackError> {
     let jobs = opts.jobs.max(1);
     let cancel = AtomicBool::new(false);
+    // Parts handed to the workers and not yet taken, and parts being
+    // packed: a part packed alone at the end of the walk may use every
+    // core (see `zstd_workers`).
+    let queued = AtomicUsize::new(0);
+    let active = AtomicUsize::new(0);
+    let walk_done = AtomicBool::new(false);
     let (part_tx, part_rx) = mpsc::sync_channel::<Part>(jobs);
     let part_rx = Mutex::new(part_rx);
     let (done_tx, done_rx) = mpsc::channel::<(usize, Result<Finished, PackError>)>();
@@ -288,6 +294,7 @@ fn pack_parts(
             .map(|_| {
                 let done_tx = done_tx.clone();
                 let (part_rx, cancel) = (&part_rx, &cancel);
+                let (queued, active, walk_done) = (&queued, &active, &walk_done);
                 scope.spawn(move || {
                     let mut worker = Worker::new(root, spool, opts, hooks.progress);
                     loop {
@@ -297,8 +304,14 @@ fn pack_parts(
                             Err(_) => break,
                         };
                         let Ok(part) = next else { break };
+                        queued.fetch_sub(1, Ordering::SeqCst);
+                        let others = active.fetch_add(1, Ordering::SeqCst);
+                        let alone = (part.last || walk_done.load(Ordering::SeqCst))
+                            && others == 0
+                            && queued.load(Ordering::SeqCst) == 0;
                         let index = part.index;
-                        let result = worker.pack(part, cancel);
+                        let result = worker.pack(part, cancel, if alone { jobs } else { 1 });
+                        active.fetch_sub(1, Ordering::SeqCst);
                         if result.is_err() {
                             cancel.store(true, Ordering::Relaxed);
                         }
@@ -338,8 +351,10 @@ fn pack_parts(
                 return reused_tx.send((part.index, Ok(finished))).is_ok();
             }
             hooks.progress.grow(part.content_bytes());
+            queued.fetch_add(1, Ordering::SeqCst);
             part_tx.send(part).is_ok()
         });
+        walk_done.store(true, Ordering::SeqCst);
         if walked.is_err() {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -532,12 +547,18 @@ impl<'a> Worker<'a> {
 
     /// Packs one part; returns its blob with the state list
     /// records of its items (content digests computed on the way).
-    pub(crate) fn pack(&mut self, part: Part, cancel: &AtomicBool) -> Result<Finished, PackError> {
+    /// `zstd_workers`: the threads zstd may use for it.
+    pub(crate) fn pack(
+        &mut self,
+        part: Part,
+        cancel: &AtomicBool,
+        zstd_workers: usize,
+    ) -> Result<Finished, PackError> {
         let (file, path) = spool_file(self.spool)?.into_parts();
         let (blob, digests) = if self.opts.compression == Compression::Estargz {
             self.pack_estargz(&part, cancel, file, path)?
         } else {
-            self.pack_tar(&part, cancel, file, path)?
+            self.pack_tar(&part, cancel, file, path, zstd_workers)?
         };
         let layer = part.index as u32;
         let records = part
@@ -563,6 +584,7 @@ impl<'a> Worker<'a> {
         cancel: &AtomicBool,
         file: std::fs::File,
         path: tempfile::TempPath,
+        zstd_workers: usize,
     ) -> Result<(Blob, Vec<Option<Digest>>), PackError> {
         let spool_err = |source: io::Error| PackError::Spool {
             path: path.to_path_buf(),
@@ -574,11 +596,13 @@ impl<'a> Worker<'a> {
             source,
         };
 
-        // Every part may use every core: otherwise a tree of one part, or
-        // the last part of any tree, compresses on one core while the
-        // others idle. zstd's output does not depend on its worker count
-        // (from 1 up), so the layers stay the same whatever `jobs` is.
-        let zstd_workers = self.opts.jobs.max(1);
+        // A part packed alone (a tree of one part, or the last part once
+        // the others are done) uses every core through zstd's workers;
+        // parts packed side by side use one each, which bounds memory (a
+        // worker holds its own buffers). zstd's output does not depend on
+        // its worker count (from 1 up), so the layers are the same either
+        // way, whatever `jobs` is.
+        let zstd_workers = zstd_workers.max(1);
         let blob = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, file));
         let encoder =
             compress_writer_with_workers(blob, compression, self.opts.level, zstd_workers as u32)

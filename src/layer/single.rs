@@ -68,6 +68,7 @@ pub(crate) fn walk_single(
     emit(Part {
         index: 0,
         items: vec![item],
+        last: true,
     });
     Ok(stats)
 }

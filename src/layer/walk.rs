@@ -58,6 +58,8 @@ pub struct Item {
 pub struct Part {
     pub index: usize,
     pub items: Vec<Item>,
+    /// No part follows: the walk has ended.
+    pub last: bool,
 }
 
 impl Part {
@@ -124,7 +126,7 @@ pub fn walk(
                     .cut_after(&item.path, walker.part_bytes, tar_cost(item))
             });
         if cut {
-            let part = walker.take_part();
+            let part = walker.take_part(false);
             if !emit(part) {
                 return Ok(walker.stats);
             }
@@ -133,7 +135,7 @@ pub fn walk(
     if !walker.items.is_empty() || walker.index == 0 {
         // An empty tree still becomes one (empty) layer, so every entry has
         // a layer for its record to point at.
-        let part = walker.take_part();
+        let part = walker.take_part(true);
         emit(part);
     }
     walker.summarise_temporaries();
@@ -224,10 +226,11 @@ impl Walker<'_> {
         }
     }
 
-    fn take_part(&mut self) -> Part {
+    fn take_part(&mut self, last: bool) -> Part {
         let part = Part {
             index: self.index,
             items: std::mem::take(&mut self.items),
+            last,
         };
         self.index += 1;
         self.part_bytes = 0;
