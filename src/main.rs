@@ -110,7 +110,8 @@ where
 /// options.
 fn with_tips(mut err: clap::Error) -> clap::Error {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
-    let is_run = std::env::args().skip(1).any(|a| a == "run");
+    // The usage line clap prints names the subcommand that was parsed.
+    let is_run = err.render().to_string().contains("Usage: regcache run ");
     if is_run && err.kind() == ErrorKind::UnknownArgument {
         err.insert(
             ContextKind::Suggested,
