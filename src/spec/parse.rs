@@ -364,8 +364,19 @@ impl Parser<'_> {
         }
         let reference = Reference::parse(raw).map_err(|e| {
             let lowercase = raw.to_lowercase();
+            let path_like =
+                raw == "." || [".", "/", "~"].iter().any(|start| raw.starts_with(start));
             let hint = if let Some(valid) = &e.valid_tag {
                 valid_tag_hint(raw, valid)
+            } else if path_like {
+                // A directory given where a ref goes: buildx reads a bare
+                // value as a registry ref, so a local cache needs its type.
+                let key = if self.flag == Flag::CacheTo {
+                    DEST
+                } else {
+                    SRC
+                };
+                format!("for a cache in a local directory, write type=local,{key}={raw}")
             } else if lowercase != raw && Reference::parse(&lowercase).is_ok() {
                 format!("did you mean {lowercase:?}? {REF_SHAPE}")
             } else {

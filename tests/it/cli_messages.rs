@@ -236,3 +236,30 @@ fn a_run_command_without_the_separator_gets_a_tip() {
         &redacted(&output, tmp.path(), None),
     );
 }
+
+#[test]
+fn a_directory_given_as_a_ref_is_shown_how_to_name_a_local_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tmp.path().join("cache")).unwrap();
+    let from = regcache(tmp.path())
+        .args(["restore", "--cache-from", "./cache"])
+        .output()
+        .unwrap();
+    assert_eq!(from.status.code(), Some(2));
+    let to = regcache(tmp.path())
+        .args(["save", "--cache-to", "./cache", "tree"])
+        .output()
+        .unwrap();
+    assert_eq!(to.status.code(), Some(2));
+    let text = format!(
+        "{}\n{}",
+        redacted(&from, tmp.path(), None),
+        redacted(&to, tmp.path(), None)
+    );
+    assert!(text.contains("hint: for a cache in a local directory, write type=local,src=./cache"));
+    assert!(text.contains("write type=local,dest=./cache"));
+    assert_reads(
+        "a_directory_given_as_a_ref_is_shown_how_to_name_a_local_cache",
+        &text,
+    );
+}
