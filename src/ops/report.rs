@@ -6,13 +6,16 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::entry_path;
 use super::restore::{PathReport, RestoreReport};
 use super::run::CommandOutcome;
 use super::save::{SaveReport, SavedEntry, SkippedPath, TargetReport};
 use crate::layer::EntryStats;
+use crate::layer::pack::SaveCounts;
+use crate::layer::plan::EntryPlan;
 use crate::progress::{human_bytes, printable};
 use crate::spec::{CacheFrom, CacheTo, ExportTarget, ImportSource, RepoTarget};
 
@@ -305,44 +308,49 @@ impl<'a> Outcome<'a> {
 
     /// The `--metadata-file` object (docs/metadata.md).
     pub fn metadata(&self) -> Value {
-        let mut top = Map::new();
-        top.insert("command".into(), self.command.into());
-        top.insert(
-            "cache_from".into(),
-            self.cache_from
+        // A typed document can always be encoded: every key is a string.
+        serde_json::to_value(self.metadata_file()).unwrap_or(Value::Null)
+    }
+
+    /// The `--metadata-file` document, typed.
+    pub fn metadata_file(&self) -> MetadataFile {
+        let run = self.run.map(|command| {
+            let (exit_code, signal, command_seconds) = match command {
+                CommandOutcome::Exited { code, seconds } => (Some(i64::from(*code)), None, *seconds),
+                CommandOutcome::Signalled { signal, seconds } => (
+                    Some(i64::from(command.exit_code())),
+                    Some(i64::from(*signal)),
+                    *seconds,
+                ),
+                CommandOutcome::SpawnFailed { code, .. } => (Some(i64::from(*code)), None, 0.0),
+                CommandOutcome::NotRun(_) => (None, None, 0.0),
+            };
+            RunMeta {
+                exit_code,
+                signal,
+                command_seconds,
+            }
+        });
+        MetadataFile {
+            version: METADATA_VERSION,
+            command: self.command.to_string(),
+            cache_from: self
+                .cache_from
                 .iter()
                 .enumerate()
-                .map(|(i, spec)| self.cache_from_json(i, spec))
+                .map(|(i, spec)| self.cache_from_meta(i, spec))
                 .collect(),
-        );
-        top.insert(
-            "cache_to".into(),
-            self.cache_to
+            cache_to: self
+                .cache_to
                 .iter()
                 .zip(self.targets())
-                .map(|(spec, state)| cache_to_json(spec, &state))
+                .map(|(spec, state)| cache_to_meta(spec, &state))
                 .collect(),
-        );
-        top.insert(
-            "paths".into(),
-            self.rows().iter().map(|row| self.path_json(row)).collect(),
-        );
-        if let Some(command) = self.run {
-            let (code, signal, seconds) = match command {
-                CommandOutcome::Exited { code, seconds } => (json!(code), Value::Null, *seconds),
-                CommandOutcome::Signalled { signal, seconds } => {
-                    (json!(command.exit_code()), json!(signal), *seconds)
-                }
-                CommandOutcome::SpawnFailed { code, .. } => (json!(code), Value::Null, 0.0),
-                CommandOutcome::NotRun(_) => (Value::Null, Value::Null, 0.0),
-            };
-            top.insert("exit_code".into(), code);
-            top.insert("signal".into(), signal);
-            top.insert("command_seconds".into(), json!(seconds));
+            paths: self.rows().iter().map(|row| self.path_meta(row)).collect(),
+            run,
+            seconds: self.seconds,
+            error: self.error.clone(),
         }
-        top.insert("seconds".into(), json!(self.seconds));
-        top.insert("error".into(), json!(self.error));
-        Value::Object(top)
     }
 
     /// ` (newest of TAG*)` after a cache a tag pattern chose.
@@ -355,11 +363,8 @@ impl<'a> Outcome<'a> {
         }
     }
 
-    fn cache_from_json(&self, index: usize, spec: &CacheFrom) -> Value {
-        let mut obj = Map::new();
+    fn cache_from_meta(&self, index: usize, spec: &CacheFrom) -> CacheFromMeta {
         let (kind, key, location) = import_location(spec);
-        obj.insert("type".into(), kind.into());
-        obj.insert(key.into(), location.into());
         // A save reads its --cache-from as bases; a restore (or run) as
         // caches to restore from, which run's save then reuses as bases.
         let source = match (self.restore, &self.save) {
@@ -368,106 +373,78 @@ impl<'a> Outcome<'a> {
             (None, _) => None,
         };
         let (status, reason) = match source {
-            None => ("not-read", Value::Null),
-            Some(s) if s.loaded => ("loaded", Value::Null),
-            Some(s) => ("missed", json!(s.reason)),
+            None => ("not-read", None),
+            Some(s) if s.loaded => ("loaded", None),
+            Some(s) => ("missed", s.reason.clone()),
         };
-        obj.insert("status".into(), status.into());
-        obj.insert("reason".into(), reason);
-        obj.insert(
-            "matched".into(),
-            json!(source.and_then(|s| s.matched.clone())),
-        );
-        Value::Object(obj)
+        CacheFromMeta {
+            kind,
+            location: Location::new(key, location),
+            status,
+            reason,
+            matched: source.and_then(|s| s.matched.clone()),
+        }
     }
 
-    fn path_json(&self, row: &PathRow<'_>) -> Value {
+    fn path_meta(&self, row: &PathRow<'_>) -> PathMeta {
         let restored = row.restored;
         let from_index = restored.and_then(|p| p.from_index);
         let from = from_index
             .and_then(|i| self.cache_from.get(i))
             .map(|spec| import_location(spec).2);
-        let mut obj = Map::new();
-        obj.insert("path".into(), row.name.clone().into());
-        // null, not false, where no restore was tried: a save is not a miss.
-        obj.insert("hit".into(), json!(restored.map(|p| p.hit)));
-        obj.insert("from".into(), json!(from));
-        obj.insert("from_index".into(), json!(from_index));
-        obj.insert(
-            "restored".into(),
-            match restored.and_then(|p| p.stats.as_ref().map(|s| (p, s))) {
-                Some((p, stats)) => {
-                    let mut v = stats_json(stats);
-                    v["seconds"] = json!(p.seconds);
-                    v
-                }
-                None => Value::Null,
-            },
-        );
-        obj.insert(
-            "saved".into(),
-            match row.saved {
-                Some(entry) => {
-                    let mut v = stats_json(&entry.stats);
-                    v["layers"] = json!(entry.layers);
-                    v["reused_layers"] = json!(entry.reused_layers);
-                    v["delta_layers"] = json!(entry.delta_layers);
-                    v["plan"] = json!(entry.plan);
-                    v["read_files"] = json!(entry.counts.read_files);
-                    v["read_bytes"] = json!(entry.counts.read_bytes);
-                    v["reused_files"] = json!(entry.counts.reused_files);
-                    v["reused_bytes"] = json!(entry.counts.reused_bytes);
-                    v
-                }
-                None => Value::Null,
-            },
-        );
-        let error = restored
-            .and_then(|p| p.error.clone())
-            .or_else(|| row.skipped.map(|s| s.reason.clone()));
-        obj.insert("error".into(), json!(error));
-        Value::Object(obj)
+        PathMeta {
+            path: row.name.clone(),
+            // null, not false, where no restore was tried: a save is not a miss.
+            hit: restored.map(|p| p.hit),
+            from,
+            from_index,
+            restored: restored.and_then(|p| {
+                p.stats.as_ref().map(|stats| RestoredMeta {
+                    stats: stats.clone(),
+                    seconds: p.seconds,
+                })
+            }),
+            saved: row.saved.map(|entry| SavedMeta {
+                stats: entry.stats.clone(),
+                layers: entry.layers,
+                reused_layers: entry.reused_layers,
+                delta_layers: entry.delta_layers,
+                plan: entry.plan,
+                counts: entry.counts,
+            }),
+            error: restored
+                .and_then(|p| p.error.clone())
+                .or_else(|| row.skipped.map(|s| s.reason.clone())),
+        }
     }
 }
 
-fn cache_to_json(spec: &CacheTo, state: &TargetState<'_>) -> Value {
-    let mut obj = Map::new();
+fn cache_to_meta(spec: &CacheTo, state: &TargetState<'_>) -> CacheToMeta {
     let (kind, key, location) = match &spec.target {
         ExportTarget::Registry { reference, .. } => ("registry", "ref", reference.to_string()),
         ExportTarget::Local { dest, .. } => ("local", "dest", dest.to_string_lossy().into_owned()),
     };
-    obj.insert("type".into(), kind.into());
-    obj.insert(key.into(), location.into());
-    obj.insert("status".into(), state.status().into());
     let written = match state {
         TargetState::Written(t) => Some(*t),
         _ => None,
     };
-    obj.insert(
-        "digest".into(),
-        json!(written.and_then(|t| t.digest.as_ref().map(ToString::to_string))),
-    );
-    obj.insert(
-        "uploaded_bytes".into(),
-        json!(written.map_or(0, |t| t.uploaded_bytes)),
-    );
-    obj.insert(
-        "uploaded_blobs".into(),
-        json!(written.map_or(0, |t| t.uploaded_blobs)),
-    );
-    obj.insert(
-        "reused_blobs".into(),
-        json!(written.map_or(0, |t| t.reused_blobs)),
-    );
-    obj.insert("seconds".into(), json!(written.map_or(0.0, |t| t.seconds)));
     let (error, reason) = match state {
-        TargetState::Failed { error, .. } => (json!(error), Value::Null),
-        TargetState::Skipped(why) => (Value::Null, json!(why)),
-        TargetState::Written(_) => (Value::Null, Value::Null),
+        TargetState::Failed { error, .. } => (Some(error.to_string()), None),
+        TargetState::Skipped(why) => (None, Some(why.clone())),
+        TargetState::Written(_) => (None, None),
     };
-    obj.insert("error".into(), error);
-    obj.insert("reason".into(), reason);
-    Value::Object(obj)
+    CacheToMeta {
+        kind,
+        location: Location::new(key, location),
+        status: state.status(),
+        digest: written.and_then(|t| t.digest.as_ref().map(ToString::to_string)),
+        uploaded_bytes: written.map_or(0, |t| t.uploaded_bytes),
+        uploaded_blobs: written.map_or(0, |t| t.uploaded_blobs),
+        reused_blobs: written.map_or(0, |t| t.reused_blobs),
+        seconds: written.map_or(0.0, |t| t.seconds),
+        error,
+        reason,
+    }
 }
 
 /// `(type, key, location)`: the registry ref as normalised, or the local
@@ -487,14 +464,114 @@ fn import_location(spec: &CacheFrom) -> (&'static str, &'static str, String) {
     }
 }
 
-fn stats_json(stats: &EntryStats) -> Value {
-    json!({
-        "files": stats.files,
-        "dirs": stats.dirs,
-        "symlinks": stats.symlinks,
-        "hardlinks": stats.hardlinks,
-        "bytes": stats.bytes,
-    })
+/// The version of the metadata file's layout (docs/metadata.md): keys
+/// may be added within a version, never removed or changed in meaning.
+pub const METADATA_VERSION: u32 = 1;
+
+/// The `--metadata-file` document (docs/metadata.md).
+#[derive(Debug, Serialize)]
+pub struct MetadataFile {
+    pub version: u32,
+    pub command: String,
+    pub cache_from: Vec<CacheFromMeta>,
+    pub cache_to: Vec<CacheToMeta>,
+    pub paths: Vec<PathMeta>,
+    /// `run` only.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunMeta>,
+    pub seconds: f64,
+    pub error: Option<String>,
+}
+
+/// Where a cache is, under the key its type uses: `ref`, `src` or `dest`.
+#[derive(Debug, Serialize)]
+pub struct Location {
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest: Option<String>,
+}
+
+impl Location {
+    fn new(key: &str, location: String) -> Location {
+        let mut place = Location {
+            reference: None,
+            src: None,
+            dest: None,
+        };
+        match key {
+            "ref" => place.reference = Some(location),
+            "src" => place.src = Some(location),
+            _ => place.dest = Some(location),
+        }
+        place
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CacheFromMeta {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub location: Location,
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub matched: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CacheToMeta {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub location: Location,
+    pub status: &'static str,
+    pub digest: Option<String>,
+    pub uploaded_bytes: u64,
+    pub uploaded_blobs: usize,
+    pub reused_blobs: usize,
+    pub seconds: f64,
+    pub error: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PathMeta {
+    pub path: String,
+    pub hit: Option<bool>,
+    pub from: Option<String>,
+    pub from_index: Option<usize>,
+    pub restored: Option<RestoredMeta>,
+    pub saved: Option<SavedMeta>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RestoredMeta {
+    #[serde(flatten)]
+    pub stats: EntryStats,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SavedMeta {
+    #[serde(flatten)]
+    pub stats: EntryStats,
+    pub layers: usize,
+    pub reused_layers: usize,
+    pub delta_layers: usize,
+    pub plan: EntryPlan,
+    #[serde(flatten)]
+    pub counts: SaveCounts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunMeta {
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub command_seconds: f64,
 }
 
 fn stats_text(stats: &EntryStats) -> String {

@@ -394,6 +394,7 @@ fn metadata_file_for_save_has_one_object_per_target_in_order() {
         .assert()
         .success();
     let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(m["version"], 1, "{m}");
     assert_eq!(m["command"], "save");
     let targets = m["cache_to"].as_array().unwrap();
     assert_eq!(targets.len(), 3);
