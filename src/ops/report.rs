@@ -316,7 +316,9 @@ impl<'a> Outcome<'a> {
     pub fn metadata_file(&self) -> MetadataFile {
         let run = self.run.map(|command| {
             let (exit_code, signal, command_seconds) = match command {
-                CommandOutcome::Exited { code, seconds } => (Some(i64::from(*code)), None, *seconds),
+                CommandOutcome::Exited { code, seconds } => {
+                    (Some(i64::from(*code)), None, *seconds)
+                }
                 CommandOutcome::Signalled { signal, seconds } => (
                     Some(i64::from(command.exit_code())),
                     Some(i64::from(*signal)),
