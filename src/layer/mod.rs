@@ -4,6 +4,7 @@
 //! - [`codec`]: gzip / zstd / uncompressed streams.
 //! - [`estargz`]: eStargz blobs (gzip members per file, TOC, footer).
 //! - [`pack`]: directory → parts → layer blobs, in parallel.
+//! - [`growing`]: a blob still being packed, for an upload to follow.
 //! - [`filelist`]: an entry's state list, what the next save compares with.
 //! - [`reuse`]: which parts of a walk a base cache already holds.
 //! - [`unpack`]: layer blobs → directory, verified and confined to its root.
@@ -15,6 +16,7 @@ pub mod codec;
 pub mod delta;
 pub mod estargz;
 pub mod filelist;
+pub mod growing;
 pub mod leftovers;
 pub mod pack;
 mod pax;

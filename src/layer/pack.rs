@@ -9,7 +9,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use crate::compression::Compression;
 use crate::digest::{Digest, Hasher, HashingWriter};
@@ -18,6 +18,7 @@ use crate::progress::{BlobProgress, NoProgress};
 use super::codec::{IO_BUFFER, compress_writer_with_workers};
 use super::estargz::{EntryMeta, EntryType, EstargzWriter};
 use super::filelist::{FileListWriter, FileRecord};
+use super::growing::{CountingFile, GrowingBlob};
 use super::plan::{EntryPlan, plan_parts};
 use super::reuse::{BaseEntry, BaseMatcher};
 use super::single::{SingleFile, single_file, walk_single};
@@ -191,6 +192,10 @@ pub struct PackHooks<'a> {
     /// complete, so it can be uploaded while later parts still compress.
     /// The blob stays at that path until the pack returns and after.
     pub on_layer: &'a (dyn Fn(&Path, &PackedLayer) + Sync),
+    /// Each part's blob as a worker starts writing it, for an upload that
+    /// follows the file as it grows (`None`: nobody follows; `on_layer`
+    /// still announces the finished blob).
+    pub on_blob_started: Option<&'a (dyn Fn(Arc<GrowingBlob>) + Sync)>,
 }
 
 fn ignore_layer(_: &Path, _: &PackedLayer) {}
@@ -200,6 +205,7 @@ impl PackHooks<'static> {
     pub const NONE: PackHooks<'static> = PackHooks {
         progress: &NoProgress,
         on_layer: &ignore_layer,
+        on_blob_started: None,
     };
 }
 
@@ -296,7 +302,8 @@ fn pack_parts(
                 let (part_rx, cancel) = (&part_rx, &cancel);
                 let (queued, active, walk_done) = (&queued, &active, &walk_done);
                 scope.spawn(move || {
-                    let mut worker = Worker::new(root, spool, opts, hooks.progress);
+                    let mut worker = Worker::new(root, spool, opts, hooks.progress)
+                        .followed_by(hooks.on_blob_started);
                     loop {
                         // A poisoned lock means another worker panicked; stop.
                         let next = match part_rx.lock() {
@@ -525,6 +532,7 @@ pub(crate) struct Worker<'a> {
     headers: HeaderEncoder,
     header_buf: Vec<u8>,
     read_buf: Vec<u8>,
+    follow: Option<&'a (dyn Fn(Arc<GrowingBlob>) + Sync)>,
 }
 
 impl<'a> Worker<'a> {
@@ -542,7 +550,17 @@ impl<'a> Worker<'a> {
             headers: HeaderEncoder::default(),
             header_buf: Vec::with_capacity(4 * 1024),
             read_buf: vec![0; IO_BUFFER],
+            follow: None,
         }
+    }
+
+    /// Announces each blob this worker starts to `follow`.
+    pub(crate) fn followed_by(
+        mut self,
+        follow: Option<&'a (dyn Fn(Arc<GrowingBlob>) + Sync)>,
+    ) -> Self {
+        self.follow = follow;
+        self
     }
 
     /// Packs one part; returns its blob with the state list
@@ -555,6 +573,12 @@ impl<'a> Worker<'a> {
         zstd_workers: usize,
     ) -> Result<Finished, PackError> {
         let (file, path) = spool_file(self.spool)?.into_parts();
+        let growing = self.follow.map(|follow| {
+            let blob = GrowingBlob::new(&path, part.index);
+            follow(Arc::clone(&blob));
+            blob
+        });
+        let file = CountingFile::new(file, growing);
         let (blob, digests) = if self.opts.compression == Compression::Estargz {
             self.pack_estargz(&part, cancel, file, path)?
         } else {
@@ -582,7 +606,7 @@ impl<'a> Worker<'a> {
         &mut self,
         part: &Part,
         cancel: &AtomicBool,
-        file: std::fs::File,
+        file: CountingFile,
         path: tempfile::TempPath,
         zstd_workers: usize,
     ) -> Result<(Blob, Vec<Option<Digest>>), PackError> {
@@ -630,7 +654,10 @@ impl<'a> Worker<'a> {
             .finish()
             .map_err(|e| codec_or_spool(compression, &path, e))?;
         let (out, digest, size) = blob.finish();
-        out.into_inner().map_err(|e| spool_err(e.into_error()))?;
+        out.into_inner()
+            .map_err(|e| spool_err(e.into_error()))?
+            .finish(&digest, size)
+            .map_err(spool_err)?;
         tracing::debug!(part = part.index, entries = part.items.len(), %digest, size, uncompressed_size, "packed layer");
         Ok((
             Blob::packed(path, (digest, size), diff_id, uncompressed_size, None),
@@ -644,7 +671,7 @@ impl<'a> Worker<'a> {
         &mut self,
         part: &Part,
         cancel: &AtomicBool,
-        file: std::fs::File,
+        file: CountingFile,
         path: tempfile::TempPath,
     ) -> Result<(Blob, Vec<Option<Digest>>), PackError> {
         let compression = Compression::Estargz;
@@ -673,10 +700,14 @@ impl<'a> Worker<'a> {
             .finish()
             .map_err(|e| codec_or_spool(compression, &path, e))?;
         let (out, digest, size) = blob.finish();
-        out.into_inner().map_err(|e| PackError::Spool {
+        let spool_err = |source: io::Error| PackError::Spool {
             path: path.to_path_buf(),
-            source: e.into_error(),
-        })?;
+            source,
+        };
+        out.into_inner()
+            .map_err(|e| spool_err(e.into_error()))?
+            .finish(&digest, size)
+            .map_err(spool_err)?;
         tracing::debug!(part = part.index, entries = part.items.len(), %digest, size, uncompressed_size = info.uncompressed_size, toc = %info.toc_digest, "packed estargz layer");
         Ok((
             Blob::packed(

@@ -14,7 +14,7 @@ use super::save_base::{Bases, find_base, load_bases};
 use super::spool::{self, SpoolDir};
 pub use super::transfer::MountSource;
 use super::transfer::{
-    Content, EarlyUploads, PackedBlob, Placement, Spool, Upload, place_all, upload_early,
+    Announced, Content, EarlyUploads, PackedBlob, Placement, Spool, Upload, place_all, upload_early,
 };
 use super::{OpsError, blocking, entry_path};
 use crate::digest::Digest;
@@ -24,6 +24,7 @@ use crate::image::build::{
 use crate::image::media_types::REGCACHE_FILELIST;
 use crate::image::{Descriptor, EntryKind, Form};
 use crate::layer::delta::pack_delta;
+use crate::layer::growing::GrowingBlob;
 use crate::layer::pack::SaveCounts;
 use crate::layer::plan::EntryPlan;
 use crate::layer::{
@@ -460,15 +461,27 @@ async fn pack_all(
             "{name}: pack ({})",
             spec.params.compression.name()
         )));
-        let (announce, announced) = tokio::sync::mpsc::unbounded_channel::<PackedBlob>();
+        let (announce, announced) = tokio::sync::mpsc::unbounded_channel::<Announced>();
         let on_layer = {
-            let (name, target) = (name.clone(), target.clone());
+            let (name, target, announce) = (name.clone(), target.clone(), announce.clone());
             move |file: &Path, layer: &PackedLayer| {
                 // The receiver is gone only when there is no early target.
-                let _ = announce.send(PackedBlob {
+                let _ = announce.send(Announced::Packed(Box::new(PackedBlob {
                     label: layer_label(&name, &layer.digest, &target),
                     desc: Descriptor::new(String::new(), layer.digest.clone(), layer.size),
                     file: file.to_path_buf(),
+                })));
+            }
+        };
+        // A registry receives each part as it is packed, so the last part's
+        // upload does not wait for its packing to end.
+        let follow = early_target.is_some_and(|(store, _)| store.follows_growing_blobs());
+        let on_blob_started = {
+            let (name, target) = (name.clone(), target.clone());
+            move |blob: Arc<GrowingBlob>| {
+                let _ = announce.send(Announced::Started {
+                    label: format!("{name}: part {} -> {target}", blob.part()),
+                    blob,
                 });
             }
         };
@@ -482,6 +495,7 @@ async fn pack_all(
             let hooks = PackHooks {
                 progress: &*pack_progress,
                 on_layer: &on_layer,
+                on_blob_started: follow.then_some(&on_blob_started as _),
             };
             let base = base.as_ref().map(|b| &b.entry);
             if kind == EntryKind::File {
@@ -741,6 +755,10 @@ mod tests {
         fail_blob: Option<usize>,
         /// How many blobs were stored when the manifest came.
         manifest_after: Mutex<Option<usize>>,
+        /// Follows growing blobs, as a registry does.
+        follows: bool,
+        /// Growing blobs followed to their end: (part, digest).
+        followed: Mutex<Vec<(usize, Digest)>>,
     }
 
     impl SlowStore {
@@ -789,6 +807,29 @@ mod tests {
         async fn put_manifest(&self, _manifest: &RawManifest) -> Result<(), StoreError> {
             *self.manifest_after.lock().unwrap() = Some(self.blobs.load(Ordering::SeqCst));
             Ok(())
+        }
+        fn follows_growing_blobs(&self) -> bool {
+            self.follows
+        }
+        async fn put_growing_blob(
+            &self,
+            blob: &Arc<GrowingBlob>,
+            _progress: &dyn BlobProgress,
+        ) -> Result<Option<(Digest, u64)>, StoreError> {
+            use crate::layer::growing::Ending;
+            loop {
+                match blob.growth().ending {
+                    Some(Ending::Done { digest, size }) => {
+                        self.followed
+                            .lock()
+                            .unwrap()
+                            .push((blob.part(), digest.clone()));
+                        return Ok(Some((digest, size)));
+                    }
+                    Some(Ending::Abandoned) => return Ok(None),
+                    None => blob.changed().await,
+                }
+            }
         }
     }
 
@@ -883,6 +924,43 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_that_follows_growing_blobs_gets_each_part_once_as_it_is_packed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, spec, options) = packed(dir.path()).await;
+        let store = SlowStore {
+            follows: true,
+            ..SlowStore::default()
+        };
+        let placement = Placement::for_target(&store, &[]).await;
+        let set = pack_early(dir.path(), &spec, &options, (&store, &placement)).await;
+        let layers = &set.entries[0].1.layers;
+        // Every part followed, none also sent as a finished file.
+        let mut followed = store.followed.lock().unwrap().clone();
+        followed.sort();
+        let expected: Vec<(usize, Digest)> = layers
+            .iter()
+            .enumerate()
+            .map(|(part, layer)| (part, layer.digest.clone()))
+            .collect();
+        assert_eq!(followed, expected);
+        assert_eq!(store.blobs.load(Ordering::SeqCst), 0);
+        let report = export(
+            &set,
+            &spec,
+            &store,
+            "t",
+            &NoProgress,
+            options.jobs,
+            (&placement, &set.early),
+        )
+        .await
+        .unwrap();
+        // The export sends only the state list, config and entries list.
+        assert_eq!(store.blobs.load(Ordering::SeqCst), 3);
+        assert_eq!(report.uploaded_blobs, layers.len() + 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_first_target_gets_every_packed_layer_during_the_pack() {
         let dir = tempfile::tempdir().unwrap();
         let (_, spec, options) = packed(dir.path()).await;
@@ -923,11 +1001,11 @@ mod tests {
         let (announce, announced) = tokio::sync::mpsc::unbounded_channel();
         let digest = Digest::of(b"layer");
         announce
-            .send(PackedBlob {
+            .send(Announced::Packed(Box::new(PackedBlob {
                 label: "layer".into(),
                 desc: Descriptor::new(String::new(), digest.clone(), 5),
                 file,
-            })
+            })))
             .unwrap();
         let uploader = upload_early(&store, &placement, announced, &NoProgress, 2);
         let watcher = async {

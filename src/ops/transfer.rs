@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -14,6 +14,7 @@ use super::spool::{self, SpoolDir};
 use super::{OpsError, blocking};
 use crate::digest::{Digest, VerifyingReader};
 use crate::image::{CacheImage, Descriptor, RawManifest};
+use crate::layer::growing::GrowingBlob;
 use crate::progress::Progress;
 use crate::store::CacheStore;
 
@@ -103,7 +104,19 @@ impl Placement {
 pub(crate) struct PackedBlob {
     pub label: String,
     pub desc: Descriptor,
-    pub file: std::path::PathBuf,
+    pub file: PathBuf,
+}
+
+/// What the packer tells the early uploader.
+pub(crate) enum Announced {
+    /// A part's blob as a worker starts writing it: a store that follows
+    /// growing blobs sends it as it grows.
+    Started {
+        label: String,
+        blob: Arc<GrowingBlob>,
+    },
+    /// A finished layer: sent now unless it was followed as it grew.
+    Packed(Box<PackedBlob>),
 }
 
 /// Uploads layers as the packer announces them (up to `jobs` at once),
@@ -113,35 +126,95 @@ pub(crate) struct PackedBlob {
 pub(crate) async fn upload_early(
     store: &dyn CacheStore,
     placement: &Placement,
-    blobs: tokio::sync::mpsc::UnboundedReceiver<PackedBlob>,
+    announced: tokio::sync::mpsc::UnboundedReceiver<Announced>,
     progress: &dyn Progress,
     jobs: usize,
 ) -> EarlyUploads {
-    let incoming = stream::unfold(blobs, |mut rx| async move {
-        rx.recv().await.map(|blob| (blob, rx))
+    let incoming = stream::unfold(announced, |mut rx| async move {
+        rx.recv().await.map(|message| (message, rx))
     });
+    // Blobs followed as they grew; their finished announcement is only
+    // news. Decided in arrival order: a blob's start always comes first.
+    let mut followed: HashSet<PathBuf> = HashSet::new();
     incoming
-        .map(|blob| async move {
-            let upload = Upload {
-                label: blob.label,
-                desc: blob.desc,
-                content: Content::File(&blob.file),
+        .filter_map(|message| {
+            let job = match message {
+                Announced::Started { label, blob } if store.follows_growing_blobs() => {
+                    followed.insert(blob.path().to_path_buf());
+                    Some(EarlyJob::Follow { label, blob })
+                }
+                Announced::Started { .. } => None,
+                Announced::Packed(packed) if followed.contains(&packed.file) => None,
+                Announced::Packed(packed) => Some(EarlyJob::Send(packed)),
             };
-            let outcome = upload_one(store, &upload, placement, progress).await;
-            (upload.desc.digest, outcome)
+            async move { job }
         })
-        .buffer_unordered(jobs.max(1))
-        .filter_map(|(digest, outcome)| async move {
-            match outcome {
-                Ok(done) => Some((digest, done)),
-                Err(err) => {
-                    tracing::debug!("early upload of {digest}: {err}; sent again at export");
-                    None
+        .map(|job| async move {
+            match job {
+                EarlyJob::Follow { label, blob } => {
+                    follow_one(store, &label, &blob, progress).await
+                }
+                EarlyJob::Send(blob) => {
+                    let upload = Upload {
+                        label: blob.label,
+                        desc: blob.desc,
+                        content: Content::File(&blob.file),
+                    };
+                    let digest = upload.desc.digest.clone();
+                    match upload_one(store, &upload, placement, progress).await {
+                        Ok(done) => Some((digest, done)),
+                        Err(err) => {
+                            tracing::debug!(
+                                "early upload of {digest}: {err}; sent again at export"
+                            );
+                            None
+                        }
+                    }
                 }
             }
         })
+        .buffer_unordered(jobs.max(1))
+        .filter_map(|outcome| async move { outcome })
         .collect()
         .await
+}
+
+enum EarlyJob {
+    Follow {
+        label: String,
+        blob: Arc<GrowingBlob>,
+    },
+    Send(Box<PackedBlob>),
+}
+
+/// Sends a blob as it grows; `None` if that did not work out (the export
+/// then sends the finished file, and reports any error there).
+async fn follow_one(
+    store: &dyn CacheStore,
+    label: &str,
+    blob: &Arc<GrowingBlob>,
+    progress: &dyn Progress,
+) -> Option<(Digest, Uploaded)> {
+    let bar = progress.blob(label, 0);
+    match store.put_growing_blob(blob, &*bar).await {
+        Ok(Some((digest, size))) => {
+            bar.finish("uploaded");
+            Some((digest, Uploaded::Written(size)))
+        }
+        Ok(None) => {
+            bar.finish("stopped");
+            None
+        }
+        Err(err) => {
+            bar.finish("failed; sent again when packed");
+            tracing::debug!(
+                "streaming part {} of {}: {err}; sent again at export",
+                blob.part(),
+                label
+            );
+            None
+        }
+    }
 }
 
 /// Sends every upload (up to `jobs` at once), counting what was written and

@@ -8,11 +8,13 @@ pub mod repo;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::digest::{Digest, VerifyingReader};
 use crate::image::{Descriptor, RawManifest};
+use crate::layer::growing::GrowingBlob;
 use crate::progress::BlobProgress;
 use crate::spec::{CacheFrom, CacheTo, ExportTarget, ImportSource, RepoTarget};
 
@@ -129,6 +131,24 @@ pub trait CacheStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     async fn put_blob_bytes(&self, desc: &Descriptor, bytes: &[u8]) -> Result<(), StoreError>;
+
+    /// Whether [`CacheStore::put_growing_blob`] sends a blob while it is
+    /// still being written. Stores where storing a finished file is a link
+    /// gain nothing from it.
+    fn follows_growing_blobs(&self) -> bool {
+        false
+    }
+
+    /// Stores a blob as its packer writes it; its digest and size once
+    /// complete, or `None` when the packer gave up or the store does not
+    /// follow growing blobs (see [`CacheStore::follows_growing_blobs`]).
+    async fn put_growing_blob(
+        &self,
+        _blob: &Arc<GrowingBlob>,
+        _progress: &dyn BlobProgress,
+    ) -> Result<Option<(Digest, u64)>, StoreError> {
+        Ok(None)
+    }
 
     /// Points the spec's tag at `manifest`. Called last, after every blob
     /// it names is in place, so a failed export never moves the tag.

@@ -35,6 +35,9 @@ fn metadata(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&fs::read(path).expect("metadata written")).expect("JSON")
 }
 
+/// Uploads of finished files (here a copy from a local cache; a save
+/// streams its parts instead, see below) go in chunks, and a cut chunk
+/// resumes where the registry says it is.
 #[test]
 fn an_upload_cut_mid_blob_resumes_from_the_registry_offset() {
     let registry = TestRegistry::start(RegistryOptions::default());
@@ -53,16 +56,26 @@ fn an_upload_cut_mid_blob_resumes_from_the_registry_offset() {
     );
     let tmp = tempfile::tempdir().unwrap();
     tree_with_big_file(&tmp.path().join("tree"), 40);
+    // Uncompressed, so the layer is larger than one chunk.
+    let local = format!(
+        "type=local,dest={},compression=uncompressed",
+        tmp.path().join("cache").display()
+    );
+    regcache(tmp.path())
+        .args(["save", "--cache-to", &local, "tree"])
+        .assert()
+        .success();
     let meta = tmp.path().join("meta.json");
     regcache(tmp.path())
-        .args(["--metadata-file", meta.to_str().unwrap(), "save"])
+        .args(["--metadata-file", meta.to_str().unwrap(), "copy"])
+        .args(["--cache-from"])
+        .arg(format!(
+            "type=local,src={}",
+            tmp.path().join("cache").display()
+        ))
         .args([
             "--cache-to",
-            &format!(
-                "type=registry,ref={}/app/cache:main,compression=uncompressed",
-                proxy.host()
-            ),
-            "tree",
+            &format!("type=registry,ref={}/app/cache:main", proxy.host()),
         ])
         .assert()
         .success();
@@ -95,6 +108,58 @@ fn an_upload_cut_mid_blob_resumes_from_the_registry_offset() {
         "an upload was started over instead of resumed: {seen:?}"
     );
 
+    let dst = tempfile::tempdir().unwrap();
+    regcache(dst.path())
+        .args([
+            "restore",
+            "--cache-from",
+            &format!("{}/app/cache:main", registry.host()),
+        ])
+        .assert()
+        .success();
+    assert_eq!(
+        snapshot(&tmp.path().join("tree")),
+        snapshot(&dst.path().join("tree"))
+    );
+}
+
+/// A save streams each part while packing it; when that stream is cut, the
+/// finished layer is sent again (resumably) and the save still succeeds.
+#[test]
+fn a_cut_streamed_part_is_sent_again_from_the_finished_layer() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let proxy = Proxy::start(
+        registry.addr,
+        ProxyOptions {
+            drops: vec![
+                DropRule::request_body(1, 1 << 20)
+                    .holding_back()
+                    .matching(proxy::methods(&["PATCH"])),
+            ],
+            ..Default::default()
+        },
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    tree_with_big_file(&tmp.path().join("tree"), 8);
+    let meta = tmp.path().join("meta.json");
+    let reg = format!(
+        "type=registry,ref={}/app/cache:main,compression=uncompressed",
+        proxy.host()
+    );
+    let out = regcache(tmp.path())
+        .args(["-v", "--progress", "plain"])
+        .args(["--metadata-file", meta.to_str().unwrap(), "save"])
+        .args(["--cache-to", &reg, "tree"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(proxy.drops(), 1, "the proxy never cut the stream: {stderr}");
+    assert!(
+        stderr.contains("tree: part 0 -> ") && stderr.contains("sent again when packed"),
+        "{stderr}"
+    );
+    let target = &metadata(&meta)["cache_to"][0];
+    assert!(target["error"].is_null(), "{target}");
     let dst = tempfile::tempdir().unwrap();
     regcache(dst.path())
         .args([

@@ -527,3 +527,36 @@ fn a_registry_base_is_mounted_into_another_repository() {
     assert_eq!(sent(&second), (1, layers + 2));
     restore_equals(&branch, &tree);
 }
+
+/// A cold save to a registry sends each part as it is packed (followed
+/// while its blob grows), not after: every layer is reported under its
+/// part, none had to be sent again from the finished file, and the cache
+/// restores to the saved tree.
+#[test]
+fn a_registry_save_streams_each_part_as_it_is_packed() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let tree = work.join("tree");
+    build_tree(&tree);
+    let reg = format!("type=registry,ref={}/app/stream:c", registry.host());
+    let out = regcache(&work)
+        .env("REGCACHE_PART_SIZE", PART_SIZE)
+        .args(["-v", "--progress", "plain", "--metadata-file", "meta.json"])
+        .args(["save", "--cache-to", &reg, "tree"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let meta: Value = serde_json::from_slice(&fs::read(work.join("meta.json")).unwrap()).unwrap();
+    let (layers, _) = saved(&meta);
+    assert!(layers > 2, "the tree should make several parts: {layers}");
+    let streamed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("tree: part ") && l.contains(" uploaded"))
+        .collect();
+    assert_eq!(streamed.len() as u64, layers, "{stderr}");
+    assert!(!stderr.contains("sent again"), "{stderr}");
+    // Each layer once, then its state list, the entries list and the config.
+    assert_eq!(sent(&meta), (layers + 3, 0));
+    restore_equals(&reg, &tree);
+}

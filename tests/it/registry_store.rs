@@ -394,3 +394,99 @@ fn describe_and_errors_name_the_reference() {
         "{err}"
     );
 }
+
+/// Bytes of the registry's open upload sessions for `repository`, as they
+/// sit on its disk (Distribution's filesystem layout).
+fn bytes_in_upload_sessions(registry: &TestRegistry, repository: &str) -> u64 {
+    let uploads = registry
+        .dir
+        .path()
+        .join("data/docker/registry/v2/repositories")
+        .join(repository)
+        .join("_uploads");
+    let Ok(sessions) = fs::read_dir(uploads) else {
+        return 0;
+    };
+    sessions
+        .filter_map(Result::ok)
+        .filter_map(|s| fs::metadata(s.path().join("data")).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// A layer still being packed reaches the registry as it grows, and is
+/// committed under the digest known only at its end.
+#[test]
+fn a_growing_blob_is_sent_while_it_is_written() {
+    use regcache::layer::growing::{CountingFile, GrowingBlob};
+    use std::io::Write;
+
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let store = store(&registry, "growing");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blob");
+    let first = pseudo_random(3 << 20, 7);
+    let second = pseudo_random(1 << 20, 8);
+    let blob = GrowingBlob::new(&path, 0);
+    let mut file = CountingFile::new(fs::File::create(&path).unwrap(), Some(blob.clone()));
+    runtime().block_on(async {
+        let upload = store.put_growing_blob(&blob, &regcache::progress::NoProgress);
+        let writer = async {
+            file.write_all(&first).unwrap();
+            // The first bytes must reach the registry before the rest is
+            // even written.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while bytes_in_upload_sessions(&registry, "growing") < first.len() as u64 - 65536 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the registry got {} bytes of the {} written so far",
+                    bytes_in_upload_sessions(&registry, "growing"),
+                    first.len()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            file.write_all(&second).unwrap();
+            let whole = [first.as_slice(), second.as_slice()].concat();
+            file.finish(&Digest::of(&whole), whole.len() as u64)
+                .unwrap();
+            whole
+        };
+        let (uploaded, whole) = tokio::join!(upload, writer);
+        let (digest, size) = uploaded.unwrap().expect("a finished blob is committed");
+        assert_eq!(digest, Digest::of(&whole));
+        assert_eq!(size, whole.len() as u64);
+        let desc = Descriptor::new(media_types::OCI_LAYER_ZSTD, digest, size);
+        assert_eq!(read_blob(&store, &desc).await, whole);
+    });
+}
+
+/// A blob whose packer gives up is never committed.
+#[test]
+fn an_abandoned_growing_blob_is_not_committed() {
+    use regcache::layer::growing::{CountingFile, GrowingBlob};
+    use std::io::Write;
+
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let store = store(&registry, "abandoned");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blob");
+    let bytes = pseudo_random(1 << 20, 9);
+    let blob = GrowingBlob::new(&path, 0);
+    let mut file = CountingFile::new(fs::File::create(&path).unwrap(), Some(blob.clone()));
+    runtime().block_on(async {
+        let upload = store.put_growing_blob(&blob, &regcache::progress::NoProgress);
+        let writer = async {
+            file.write_all(&bytes).unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            drop(file);
+        };
+        let (uploaded, ()) = tokio::join!(upload, writer);
+        assert_eq!(uploaded.unwrap(), None);
+        let desc = Descriptor::new(
+            media_types::OCI_LAYER_ZSTD,
+            Digest::of(&bytes),
+            bytes.len() as u64,
+        );
+        assert!(!store.has_blob(&desc).await.unwrap());
+    });
+}

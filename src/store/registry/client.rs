@@ -4,6 +4,7 @@
 
 use std::io::SeekFrom;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderMap, HeaderValue, LOCATION};
@@ -15,6 +16,7 @@ use super::auth::{AuthState, Scopes};
 use super::error::{RegistryError, display_url};
 use super::retry::{RetryPolicy, is_retryable_status, retry_after};
 use super::transport::{self, Transport};
+use crate::layer::growing::{Ending, GrowingBlob};
 
 /// How many redirects a request may follow.
 const MAX_REDIRECTS: usize = 10;
@@ -41,6 +43,12 @@ pub enum Body {
         len: u64,
         progress: Option<UnboundedSender<u64>>,
     },
+    /// A blob still being written, from its first byte to its last as they
+    /// reach its file; sent without a length (chunked).
+    Growing {
+        blob: Arc<GrowingBlob>,
+        progress: Option<UnboundedSender<u64>>,
+    },
 }
 
 impl Body {
@@ -54,6 +62,9 @@ impl Body {
                 len,
                 progress,
             } => Some(file_body(path.clone(), *offset, *len, progress.clone())),
+            Body::Growing { blob, progress } => {
+                Some(growing_body(Arc::clone(blob), progress.clone()))
+            }
         }
     }
 
@@ -62,6 +73,7 @@ impl Body {
             Body::Empty => None,
             Body::Bytes(bytes) => Some(bytes.len() as u64),
             Body::File { len, .. } => Some(*len),
+            Body::Growing { .. } => None,
         }
     }
 }
@@ -449,6 +461,78 @@ pub fn file_body(
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 format!("{} is shorter than expected", state.path.display()),
+            ));
+        }
+        buf.truncate(n);
+        state.pos += n as u64;
+        if let Some(progress) = &state.progress {
+            let _ = progress.send(state.pos);
+        }
+        Ok(Some((Bytes::from(buf), state)))
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// The bytes of a growing blob as they reach its file, ending with its
+/// last byte; an error if its packer gives up (the upload must then not
+/// be committed), or if the file holds other than the blob's size.
+pub fn growing_body(
+    blob: Arc<GrowingBlob>,
+    progress: Option<UnboundedSender<u64>>,
+) -> reqwest::Body {
+    struct State {
+        blob: Arc<GrowingBlob>,
+        file: Option<tokio::fs::File>,
+        pos: u64,
+        progress: Option<UnboundedSender<u64>>,
+    }
+    let state = State {
+        blob,
+        file: None,
+        pos: 0,
+        progress,
+    };
+    let stream = futures_util::stream::try_unfold(state, |mut state| async move {
+        let available = loop {
+            let growth = state.blob.growth();
+            match growth.ending {
+                Some(Ending::Abandoned) => {
+                    return Err(std::io::Error::other(format!(
+                        "{}: its packing stopped",
+                        state.blob.path().display()
+                    )));
+                }
+                Some(Ending::Done { size, .. }) if state.pos >= size => {
+                    if state.pos > size {
+                        return Err(std::io::Error::other(format!(
+                            "{}: more bytes than the blob's {size}",
+                            state.blob.path().display()
+                        )));
+                    }
+                    return Ok(None);
+                }
+                _ if growth.written > state.pos => break growth.written - state.pos,
+                _ => state.blob.changed().await,
+            }
+        };
+        if state.file.is_none() {
+            state.file = Some(tokio::fs::File::open(state.blob.path()).await?);
+        }
+        let want = usize::try_from(available)
+            .unwrap_or(usize::MAX)
+            .min(FILE_READ_SIZE);
+        let mut buf = vec![0u8; want];
+        // Opened at 0 and only read from: the file's position is `pos`.
+        let file = state.file.as_mut().expect("opened above");
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} is shorter than the {} bytes written to it",
+                    state.blob.path().display(),
+                    state.pos + available
+                ),
             ));
         }
         buf.truncate(n);

@@ -41,6 +41,7 @@ use self::transport::Transport;
 use super::{BlobReader, CacheStore, StoreError, StoreOptions};
 use crate::digest::Digest;
 use crate::image::{Descriptor, RawManifest, media_types};
+use crate::layer::growing::GrowingBlob;
 use crate::progress::BlobProgress;
 use crate::reference::Reference;
 
@@ -350,6 +351,20 @@ impl CacheStore for RegistryStore {
         )
         .await
         .map_err(|err| err.into_store_error(Some(&self.describe())))
+    }
+
+    fn follows_growing_blobs(&self) -> bool {
+        true
+    }
+
+    async fn put_growing_blob(
+        &self,
+        blob: &Arc<GrowingBlob>,
+        progress: &dyn BlobProgress,
+    ) -> Result<Option<(Digest, u64)>, StoreError> {
+        upload::upload_growing(&self.client, self.repository(), blob, progress)
+            .await
+            .map_err(|err| err.into_store_error(Some(&self.describe())))
     }
 
     async fn put_manifest(&self, manifest: &RawManifest) -> Result<(), StoreError> {

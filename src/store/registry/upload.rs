@@ -6,6 +6,7 @@
 //! it start over.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderName, RANGE};
@@ -18,6 +19,7 @@ use super::error::{ErrorKind, RegistryError, display_url};
 use super::retry::retry_after;
 use crate::digest::Digest;
 use crate::image::Descriptor;
+use crate::layer::growing::{Ending, GrowingBlob};
 use crate::progress::BlobProgress;
 
 /// Chunk size when the registry states no minimum, and the largest blob
@@ -88,6 +90,78 @@ pub async fn upload_file(
             }
             Some(reached) = receiver.recv() => report(reached),
         }
+    }
+}
+
+/// Uploads a blob while its packer is still writing it, as `docker push`
+/// streams a layer: one session, one `PATCH` whose body follows the file to
+/// its last byte, then the closing `PUT ?digest=` with the digest known only
+/// now. Returns the blob's digest and size, or `None` when its packer gave
+/// up (the session is left for the registry to expire). Not retried: the
+/// caller sends the finished file again if this fails.
+pub async fn upload_growing(
+    client: &RegistryClient,
+    repository: &str,
+    blob: &Arc<GrowingBlob>,
+    progress: &dyn BlobProgress,
+) -> Result<Option<(Digest, u64)>, RegistryError> {
+    let what = format!("stream part {} to {repository}", blob.part());
+    let session = start(client, repository)
+        .await
+        .map_err(|e| e.context(&what))?;
+    let (sender, mut receiver) = mpsc::unbounded_channel::<u64>();
+    let request = Request::new(Method::PATCH, session.url.clone(), Scopes::push(repository))
+        .header(CONTENT_TYPE, OCTET_STREAM)
+        .body(Body::Growing {
+            blob: Arc::clone(blob),
+            progress: Some(sender),
+        })
+        .no_retry();
+    let send = client.send(request);
+    tokio::pin!(send);
+    let mut reported = 0u64;
+    let result = loop {
+        tokio::select! {
+            result = &mut send => break result,
+            Some(reached) = receiver.recv() => {
+                progress.advance(reached.saturating_sub(reported));
+                reported = reported.max(reached);
+            }
+        }
+    };
+    let abandoned = || matches!(blob.growth().ending, Some(Ending::Abandoned));
+    let response = match result {
+        Ok(response) => response,
+        // The body stops with an error when its packer gives up.
+        Err(_) if abandoned() => return Ok(None),
+        Err(err) => return Err(err.context(&what)),
+    };
+    let Some(Ending::Done { digest, size }) = blob.growth().ending else {
+        return Ok(None);
+    };
+    if response.status() != StatusCode::ACCEPTED {
+        return Err(client.error(&Method::PATCH, response).await.context(&what));
+    }
+    if let Some(held) = parse_range(response.headers())
+        && held != size
+    {
+        return Err(RegistryError::protocol(format!(
+            "{what}: the registry holds {held} bytes of {size}"
+        )));
+    }
+    progress.advance(size.saturating_sub(reported));
+    let session = Session {
+        url: client.location(&response)?,
+        offset: size,
+        chunk: session.chunk,
+    };
+    let desc = Descriptor::new(String::new(), digest.clone(), size);
+    match finish(client, repository, &desc, session)
+        .await
+        .map_err(|e| e.context(&what))?
+    {
+        Step::Done => Ok(Some((digest, size))),
+        Step::Restart(err) => Err(err.context(&what)),
     }
 }
 
