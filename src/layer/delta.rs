@@ -49,14 +49,15 @@ pub fn pack_delta(
     if full == 0 {
         return Ok(None);
     }
-    let reader =
-        match File::open(&base.filelist).and_then(|f| FileListReader::new(BufReader::new(f))) {
-            Ok(reader) => reader,
-            Err(err) => {
-                tracing::warn!("base state list: {err}; a full save");
-                return Ok(None);
-            }
-        };
+    let reader = match File::open(&base.filelist.blob)
+        .and_then(|f| FileListReader::new(BufReader::new(f)))
+    {
+        Ok(reader) => reader,
+        Err(err) => {
+            tracing::warn!("base state list: {err}; a full save");
+            return Ok(None);
+        }
+    };
     let bytes = |layers: &[PackedLayer]| layers.iter().map(|l| l.uncompressed_size).sum::<u64>();
     let chain = ChainShape {
         deltas: base.deltas,
@@ -135,6 +136,18 @@ pub fn pack_delta(
         );
         return Ok(None);
     }
+    if plan == EntryPlan::Unchanged {
+        // Nothing changed: the merged list is the base's, record for
+        // record, so it is taken as it is instead of encoded again.
+        return Ok(Some(PackedEntry {
+            layers: base.layers.clone(),
+            stats,
+            filelist: copy_list(&base.filelist, spool)?,
+            deltas: base.deltas,
+            plan,
+            counts,
+        }));
+    }
 
     let mut layers = base.layers.clone();
     let mut deltas = base.deltas;
@@ -193,6 +206,24 @@ pub fn pack_delta(
         plan,
         counts,
     }))
+}
+
+/// A copy of `list` in the spool (the base's file goes with its fetch).
+fn copy_list(list: &FileListBlob, spool: &Path) -> Result<FileListBlob, PackError> {
+    let (_, path) = spool_file(spool)?.into_parts();
+    std::fs::copy(&list.blob, &path).map_err(|source| PackError::FileList {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let blob = path.keep().map_err(|e| PackError::Spool {
+        path: e.path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(FileListBlob {
+        blob,
+        digest: list.digest.clone(),
+        size: list.size,
+    })
 }
 
 /// Writes the final list: the draft with each changed path's record (and
@@ -408,7 +439,7 @@ mod tests {
 
     fn base_of(entry: &PackedEntry) -> BaseEntry {
         BaseEntry {
-            filelist: entry.filelist.blob.clone(),
+            filelist: entry.filelist.clone(),
             layers: entry
                 .layers
                 .iter()
@@ -429,6 +460,43 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect()
+    }
+
+    #[test]
+    fn an_unchanged_tree_keeps_the_chain_and_its_list_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, spool) = (dir.path().join("t"), dir.path().join("spool"));
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&spool).unwrap();
+        fs::write(root.join("big"), vec![1u8; 256 << 10]).unwrap();
+        fs::write(root.join("edit"), "before").unwrap();
+        let pin = filetime::FileTime::from_unix_time(1_600_000_000, 0);
+        filetime::set_symlink_file_times(&root, pin, pin).unwrap();
+        let first = pack_dir(&root, &spool, &opts()).unwrap();
+        fs::write(root.join("edit"), "after!").unwrap();
+        filetime::set_symlink_file_times(&root, pin, pin).unwrap();
+        let second = pack_delta(&root, &spool, &opts(), &base_of(&first), PackHooks::NONE)
+            .unwrap()
+            .expect("a delta");
+        assert_eq!(second.deltas, 1);
+        let third = pack_delta(&root, &spool, &opts(), &base_of(&second), PackHooks::NONE)
+            .unwrap()
+            .expect("unchanged");
+        assert_eq!(third.plan, EntryPlan::Unchanged);
+        assert_eq!(third.deltas, 1);
+        let digests = |e: &PackedEntry| {
+            e.layers
+                .iter()
+                .map(|l| l.digest.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(digests(&third), digests(&second));
+        assert_eq!(third.filelist.digest, second.filelist.digest);
+        assert_eq!(
+            fs::read(&third.filelist.blob).unwrap(),
+            fs::read(&second.filelist.blob).unwrap()
+        );
+        assert_eq!(third.counts.read_files, 0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::progress::{BlobProgress, NoProgress};
 
 use super::codec::{IO_BUFFER, compress_writer_with_workers};
 use super::estargz::{EntryMeta, EntryType, EstargzWriter};
-use super::filelist::{FileListWriter, FileRecord};
+use super::filelist::{FileListReader, FileListWriter, FileRecord};
 use super::growing::{CountingFile, GrowingBlob};
 use super::plan::{EntryPlan, plan_parts};
 use super::reuse::{BaseEntry, BaseMatcher};
@@ -335,7 +335,7 @@ fn pack_parts(
         drop(done_tx);
         let cancel_ref = &cancel;
         let collector =
-            scope.spawn(move || collect(done_rx, list_file, cancel_ref, hooks.on_layer));
+            scope.spawn(move || collect(done_rx, list_file, base, cancel_ref, hooks.on_layer));
         let walked = walk(&mut |part| {
             if cancel.load(Ordering::Relaxed) {
                 return false;
@@ -430,9 +430,17 @@ type Collected = (
 
 /// Receives finished parts in any order and writes their state list
 /// records in part order; returns the parts in order and the list blob.
+///
+/// While every part so far is the base's part of the same index, their
+/// records are the base list's own: nothing is written. A tree found
+/// unchanged to the end gets the base's list as it is (a copy, not a
+/// re-encoding, which was a tenth of a no-op save's CPU); at the first
+/// part that differs, the base's records before it are copied over from
+/// its list, which is on disk, so no record is held meanwhile.
 fn collect(
     done: mpsc::Receiver<(usize, Result<Finished, PackError>)>,
     list_file: tempfile::NamedTempFile,
+    base: Option<&BaseEntry>,
     cancel: &AtomicBool,
     on_layer: &(dyn Fn(&Path, &PackedLayer) + Sync),
 ) -> Result<Collected, PackError> {
@@ -447,6 +455,8 @@ fn collect(
     let mut parts = Vec::new();
     let mut first_error = None;
     let mut counts = SaveCounts::default();
+    // Some while every part so far is the base's part of the same index.
+    let mut echoing = base.filter(|b| b.deltas == 0);
     for (index, result) in done {
         match result {
             Ok(finished) if first_error.is_none() => {
@@ -464,10 +474,21 @@ fn collect(
         while let Some(finished) = waiting.remove(&parts.len()) {
             for record in &finished.records {
                 counts.add(&record.item, finished.file.is_none());
-                if let Err(err) = writer.write(record) {
+            }
+            let index = parts.len();
+            let same_as_base = finished.file.is_none()
+                && echoing
+                    .and_then(|b| b.layers.get(index))
+                    .is_some_and(|l| l.digest == finished.layer.digest);
+            if !same_as_base && first_error.is_none() {
+                let written = match echoing.take() {
+                    Some(base) => copy_base_records(&base.filelist.blob, index, &mut writer),
+                    None => Ok(()),
+                }
+                .and_then(|()| finished.records.iter().try_for_each(|r| writer.write(r)));
+                if let Err(err) = written {
                     cancel.store(true, Ordering::Relaxed);
                     first_error.get_or_insert(list_err(err));
-                    break;
                 }
             }
             parts.push((finished.file, finished.layer));
@@ -480,6 +501,20 @@ fn collect(
         // A part never came back: the walk or a worker stopped early.
         return Err(PackError::Cancelled);
     }
+    if let Some(base) = echoing {
+        if parts.len() == base.layers.len() {
+            drop(writer);
+            std::fs::copy(&base.filelist.blob, &list_path).map_err(list_err)?;
+            let blob = list_path.keep().map_err(|e| PackError::Spool {
+                path: e.path.to_path_buf(),
+                source: e.error,
+            })?;
+            let (digest, size) = (base.filelist.digest.clone(), base.filelist.size);
+            return Ok((parts, FileListBlob { blob, digest, size }, counts));
+        }
+        // The tree now ends earlier: its parts are the base's first ones.
+        copy_base_records(&base.filelist.blob, parts.len(), &mut writer).map_err(list_err)?;
+    }
     let out = writer.finish().map_err(list_err)?;
     let (buffered, digest, size) = out.finish();
     buffered
@@ -490,6 +525,29 @@ fn collect(
         source: e.error,
     })?;
     Ok((parts, FileListBlob { blob, digest, size }, counts))
+}
+
+/// Writes the records of the base list's first `parts` layers.
+fn copy_base_records<W: Write>(
+    list: &Path,
+    parts: usize,
+    writer: &mut FileListWriter<W>,
+) -> io::Result<()> {
+    if parts == 0 {
+        // Nothing to copy; the list may not even be readable.
+        return Ok(());
+    }
+    let mut reader = FileListReader::new(io::BufReader::new(std::fs::File::open(list)?))?;
+    while let Some(record) = reader
+        .next_record()
+        .map_err(|e| io::Error::other(e.to_string()))?
+    {
+        if record.layer as usize >= parts {
+            break;
+        }
+        writer.write(&record)?;
+    }
+    Ok(())
 }
 
 /// A packed part's spool file (removed unless kept) and its layer.
@@ -919,5 +977,141 @@ mod tests {
         let spool = dir.path().join("no-such-spool");
         let err = pack_dir(dir.path(), &spool, &PackOptions::default()).unwrap_err();
         assert!(err.to_string().contains("no-such-spool"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod list_reuse_tests {
+    use super::*;
+
+    fn opts() -> PackOptions {
+        PackOptions {
+            compression: Compression::Uncompressed,
+            level: None,
+            part_size: 8 << 10,
+            jobs: 2,
+        }
+    }
+
+    fn base_of(entry: &PackedEntry) -> BaseEntry {
+        BaseEntry {
+            filelist: entry.filelist.clone(),
+            layers: entry
+                .layers
+                .iter()
+                .map(|l| PackedLayer {
+                    reused: true,
+                    ..l.clone()
+                })
+                .collect(),
+            deltas: 0,
+        }
+    }
+
+    /// Twelve directories of four 1 KiB files: several parts of 8 KiB.
+    fn tree(root: &Path) {
+        for d in 0..12 {
+            let dir = root.join(format!("d{d:02}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in 0..4 {
+                std::fs::write(dir.join(format!("f{f}")), vec![(d * 4 + f) as u8; 1024]).unwrap();
+            }
+        }
+        // Times pinned, so only the changes a test makes count.
+        let pin = filetime::FileTime::from_unix_time(1_600_000_000, 0);
+        for entry in walkdir(root) {
+            filetime::set_symlink_file_times(&entry, pin, pin).unwrap();
+        }
+    }
+
+    fn walkdir(root: &Path) -> Vec<PathBuf> {
+        let mut out = vec![root.to_path_buf()];
+        let mut i = 0;
+        while i < out.len() {
+            if out[i].is_dir() {
+                let mut children: Vec<_> = std::fs::read_dir(&out[i])
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect();
+                children.sort();
+                out.extend(children);
+            }
+            i += 1;
+        }
+        out
+    }
+
+    fn records(list: &FileListBlob) -> Vec<FileRecord> {
+        let mut reader =
+            FileListReader::new(io::BufReader::new(std::fs::File::open(&list.blob).unwrap()))
+                .unwrap();
+        let mut out = Vec::new();
+        while let Some(record) = reader.next_record().unwrap() {
+            out.push(record);
+        }
+        out
+    }
+
+    /// Packs `root` against the base `first`, and from scratch: the lists
+    /// must be the same, record for record and byte for byte.
+    fn assert_list_as_fresh(root: &Path, spool: &Path, first: &PackedEntry) -> PackedEntry {
+        let again =
+            pack_dir_with_base(root, spool, &opts(), Some(&base_of(first)), PackHooks::NONE)
+                .unwrap();
+        let fresh = pack_dir(root, spool, &opts()).unwrap();
+        assert_eq!(records(&again.filelist), records(&fresh.filelist));
+        assert_eq!(again.filelist.digest, fresh.filelist.digest);
+        assert_eq!(
+            std::fs::read(&again.filelist.blob).unwrap(),
+            std::fs::read(&fresh.filelist.blob).unwrap()
+        );
+        again
+    }
+
+    #[test]
+    fn an_unchanged_tree_keeps_the_base_list_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, spool) = (dir.path().join("t"), dir.path().join("spool"));
+        std::fs::create_dir_all(&spool).unwrap();
+        tree(&root);
+        let first = pack_dir(&root, &spool, &opts()).unwrap();
+        assert!(first.layers.len() >= 4, "{} parts", first.layers.len());
+        let again = assert_list_as_fresh(&root, &spool, &first);
+        assert_eq!(again.plan, EntryPlan::Unchanged);
+        assert_eq!(again.filelist.digest, first.filelist.digest);
+        assert_ne!(
+            again.filelist.blob, first.filelist.blob,
+            "a copy of its own"
+        );
+    }
+
+    #[test]
+    fn a_change_in_any_part_writes_the_list_a_fresh_save_would() {
+        for changed in ["d00/f1", "d05/f2", "d11/f3"] {
+            let dir = tempfile::tempdir().unwrap();
+            let (root, spool) = (dir.path().join("t"), dir.path().join("spool"));
+            std::fs::create_dir_all(&spool).unwrap();
+            tree(&root);
+            let first = pack_dir(&root, &spool, &opts()).unwrap();
+            std::fs::write(root.join(changed), b"changed").unwrap();
+            let again = assert_list_as_fresh(&root, &spool, &first);
+            assert_eq!(again.plan, EntryPlan::Parts, "{changed}");
+        }
+    }
+
+    #[test]
+    fn a_tree_that_lost_its_last_parts_writes_the_list_of_what_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, spool) = (dir.path().join("t"), dir.path().join("spool"));
+        std::fs::create_dir_all(&spool).unwrap();
+        tree(&root);
+        let first = pack_dir(&root, &spool, &opts()).unwrap();
+        for d in 8..12 {
+            std::fs::remove_dir_all(root.join(format!("d{d:02}"))).unwrap();
+        }
+        let pin = filetime::FileTime::from_unix_time(1_600_000_000, 0);
+        filetime::set_symlink_file_times(&root, pin, pin).unwrap();
+        let again = assert_list_as_fresh(&root, &spool, &first);
+        assert!(again.layers.len() < first.layers.len());
     }
 }

@@ -5,10 +5,9 @@
 use std::cmp::Ordering;
 use std::fs::File;
 use std::io::BufReader;
-use std::path::PathBuf;
 
 use super::filelist::{FileListReader, FileRecord, same_metadata, tar_order};
-use super::pack::PackedLayer;
+use super::pack::{FileListBlob, PackedLayer};
 use super::walk::Item;
 
 /// What a save may reuse: the state list of the entry in the base cache and
@@ -16,7 +15,7 @@ use super::walk::Item;
 #[derive(Debug, Clone)]
 pub struct BaseEntry {
     /// The state list blob, already verified against its digest.
-    pub filelist: PathBuf,
+    pub filelist: FileListBlob,
     pub layers: Vec<PackedLayer>,
     /// How many of the top layers are deltas (`mode=max`).
     pub deltas: usize,
@@ -47,7 +46,7 @@ impl BaseMatcher {
         // since deleted or replaced: reusing it as a part would bring them
         // back. Such a base serves deltas only.
         let reader = if base.deltas == 0 {
-            File::open(&base.filelist)
+            File::open(&base.filelist.blob)
                 .and_then(|f| FileListReader::new(BufReader::new(f)))
                 .map_err(|e| tracing::warn!("base state list: {e}; packing everything"))
                 .ok()

@@ -22,7 +22,7 @@ use crate::image::media_types::{
     REGCACHE_FILELIST, layer_compression,
 };
 use crate::image::{Descriptor, EntryKind};
-use crate::layer::{BaseEntry, PackedLayer};
+use crate::layer::{BaseEntry, FileListBlob, PackedLayer};
 use crate::spec::{CacheFrom, CacheTo};
 use crate::store::{self, StoreErrorKind, StoreOptions};
 
@@ -133,7 +133,11 @@ pub(crate) async fn find_base(
         return Some(FetchedBase {
             base: index,
             entry: BaseEntry {
-                filelist: file.path().to_path_buf(),
+                filelist: FileListBlob {
+                    blob: file.path().to_path_buf(),
+                    digest: list.digest.clone(),
+                    size: list.size,
+                },
                 layers,
                 deltas,
             },
