@@ -160,7 +160,7 @@ pub fn pack_delta(
             last: true,
         };
         hooks.progress.grow(part.content_bytes());
-        let mut worker = Worker::new(root, spool, opts, hooks.progress);
+        let mut worker = Worker::new(root, spool, opts, hooks.progress).named(hooks.name);
         // The delta is the only part: it may use every core.
         let finished = worker.pack(part, &AtomicBool::new(false), opts.jobs)?;
         let blob = match finished.file {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use crate::compression::Compression;
 use crate::digest::{Digest, Hasher, HashingWriter};
-use crate::progress::{BlobProgress, NoProgress};
+use crate::progress::{BlobProgress, NoProgress, human_bytes};
 
 use super::codec::{IO_BUFFER, compress_writer_with_workers};
 use super::estargz::{EntryMeta, EntryType, EstargzWriter};
@@ -196,6 +196,8 @@ pub struct PackHooks<'a> {
     /// follows the file as it grows (`None`: nobody follows; `on_layer`
     /// still announces the finished blob).
     pub on_blob_started: Option<&'a (dyn Fn(Arc<GrowingBlob>) + Sync)>,
+    /// How messages name the entry (its path as the user gave it).
+    pub name: &'a str,
 }
 
 fn ignore_layer(_: &Path, _: &PackedLayer) {}
@@ -206,6 +208,7 @@ impl PackHooks<'static> {
         progress: &NoProgress,
         on_layer: &ignore_layer,
         on_blob_started: None,
+        name: "",
     };
 }
 
@@ -303,7 +306,8 @@ fn pack_parts(
                 let (queued, active, walk_done) = (&queued, &active, &walk_done);
                 scope.spawn(move || {
                     let mut worker = Worker::new(root, spool, opts, hooks.progress)
-                        .followed_by(hooks.on_blob_started);
+                        .followed_by(hooks.on_blob_started)
+                        .named(hooks.name);
                     loop {
                         // A poisoned lock means another worker panicked; stop.
                         let next = match part_rx.lock() {
@@ -341,7 +345,18 @@ fn pack_parts(
                 return false;
             }
             if let Some(reused) = matcher.as_mut().and_then(|m| m.find(&part.items)) {
-                tracing::debug!(part = part.index, digest = %reused.layer.digest, "part unchanged: reusing the base's layer");
+                tracing::info!(
+                    "{}: part {}: unchanged, the base's layer {} ({} paths, {})",
+                    if hooks.name.is_empty() {
+                        root.to_string_lossy()
+                    } else {
+                        hooks.name.into()
+                    },
+                    part.index,
+                    reused.layer.digest.short(),
+                    part.items.len(),
+                    human_bytes(reused.layer.size)
+                );
                 let records = reused
                     .records
                     .into_iter()
@@ -591,6 +606,7 @@ pub(crate) struct Worker<'a> {
     header_buf: Vec<u8>,
     read_buf: Vec<u8>,
     follow: Option<&'a (dyn Fn(Arc<GrowingBlob>) + Sync)>,
+    name: &'a str,
 }
 
 impl<'a> Worker<'a> {
@@ -609,6 +625,20 @@ impl<'a> Worker<'a> {
             header_buf: Vec::with_capacity(4 * 1024),
             read_buf: vec![0; IO_BUFFER],
             follow: None,
+            name: "",
+        }
+    }
+
+    /// How this worker's messages name its entry.
+    pub(crate) fn named(mut self, name: &'a str) -> Self {
+        self.name = name;
+        self
+    }
+
+    fn entry_name(&self) -> std::borrow::Cow<'_, str> {
+        match self.name {
+            "" => self.root.to_string_lossy(),
+            name => name.into(),
         }
     }
 
@@ -716,7 +746,15 @@ impl<'a> Worker<'a> {
             .map_err(|e| spool_err(e.into_error()))?
             .finish(&digest, size)
             .map_err(spool_err)?;
-        tracing::debug!(part = part.index, entries = part.items.len(), %digest, size, uncompressed_size, "packed layer");
+        tracing::info!(
+            "{}: part {}: packed {} paths, {} -> {} ({})",
+            self.entry_name(),
+            part.index,
+            part.items.len(),
+            human_bytes(uncompressed_size),
+            human_bytes(size),
+            digest.short()
+        );
         Ok((
             Blob::packed(path, (digest, size), diff_id, uncompressed_size, None),
             digests,
@@ -766,7 +804,16 @@ impl<'a> Worker<'a> {
             .map_err(|e| spool_err(e.into_error()))?
             .finish(&digest, size)
             .map_err(spool_err)?;
-        tracing::debug!(part = part.index, entries = part.items.len(), %digest, size, uncompressed_size = info.uncompressed_size, toc = %info.toc_digest, "packed estargz layer");
+        tracing::info!(
+            "{}: part {}: packed {} paths, {} -> {} ({}, TOC {})",
+            self.entry_name(),
+            part.index,
+            part.items.len(),
+            human_bytes(info.uncompressed_size),
+            human_bytes(size),
+            digest.short(),
+            info.toc_digest.short()
+        );
         Ok((
             Blob::packed(
                 path,

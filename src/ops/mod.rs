@@ -17,6 +17,7 @@ pub mod save;
 mod save_base;
 pub mod spool;
 pub mod target;
+mod target_plan;
 pub mod transfer;
 
 use crate::image::ImageError;

@@ -491,11 +491,13 @@ async fn pack_all(
         // file has no history worth a chain: a changed file is the delta.
         let keep_chain = spec.params.mode == Mode::Max && kind == EntryKind::Dir;
         let pack_progress = Arc::clone(&progress);
+        let pack_name = name.clone();
         let pack = blocking(move || {
             let hooks = PackHooks {
                 progress: &*pack_progress,
                 on_layer: &on_layer,
                 on_blob_started: follow.then_some(&on_blob_started as _),
+                name: &pack_name,
             };
             let base = base.as_ref().map(|b| &b.entry);
             if kind == EntryKind::File {

@@ -11,6 +11,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::save::TargetReport;
 use super::spool::{self, SpoolDir};
+use super::target_plan::{Placing, plan_target};
 use super::{OpsError, blocking};
 use crate::digest::{Digest, VerifyingReader};
 use crate::image::{CacheImage, Descriptor, RawManifest};
@@ -233,12 +234,30 @@ pub(crate) async fn place_all(
     report: &mut TargetReport,
 ) -> Result<(), OpsError> {
     let target = report.target.clone();
+    let suffix = format!(" -> {target}");
+    let plan = plan_target(
+        &target,
+        uploads.iter().map(|u| {
+            let what = u.label.strip_suffix(&suffix).unwrap_or(&u.label);
+            (what, &u.desc.digest, u.desc.size)
+        }),
+        &placement.known,
+        early,
+    );
+    for line in plan.lines() {
+        tracing::info!("{line}");
+    }
     let (done, uploads): (Vec<_>, Vec<_>) = uploads
         .into_iter()
-        .partition(|upload| early.contains_key(&upload.desc.digest));
-    let done = done
-        .iter()
-        .filter_map(|upload| early.get(&upload.desc.digest).copied());
+        .zip(&plan.steps)
+        .partition(|(_, step)| matches!(step.placing, Placing::SentEarly(_)));
+    let done = done.iter().filter_map(|(_, step)| match step.placing {
+        Placing::SentEarly(done) => Some(done),
+        _ => None,
+    });
+    // Blobs already there still pass through `upload_one`, which counts
+    // them as reused without asking the target.
+    let uploads = uploads.into_iter().map(|(upload, _)| upload);
     // The blobs are distinct, so their order does not matter; a failure
     // drops the uploads still running and the manifest is never written.
     let mut outcomes: Vec<Uploaded> = stream::iter(uploads)

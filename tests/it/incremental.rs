@@ -560,3 +560,48 @@ fn a_registry_save_streams_each_part_as_it_is_packed() {
     assert_eq!(sent(&meta), (layers + 3, 0));
     restore_equals(&reg, &tree);
 }
+
+/// `-v` prints what the save decided before it sends anything: each part
+/// reused or packed, and for the target which blobs are there already,
+/// which went while packing and which are still to send.
+#[test]
+fn verbose_prints_the_plan_before_sending() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let tree = work.join("tree");
+    build_tree(&tree);
+    let reg = format!("type=registry,ref={}/app/plan:c", registry.host());
+    let first = save(&work, &[], &["--cache-to", &reg, "tree"]);
+    let (layers, _) = saved(&first);
+    let out = regcache(&work)
+        .env("REGCACHE_PART_SIZE", PART_SIZE)
+        .args(["-v", "--progress", "plain", "save", "--cache-to", &reg, "tree"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let lines: Vec<&str> = stderr.lines().collect();
+    let unchanged = lines
+        .iter()
+        .filter(|l| l.starts_with("tree: part ") && l.contains(": unchanged, the base's layer"))
+        .count() as u64;
+    assert_eq!(unchanged, layers, "{stderr}");
+    let plan = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("plan for {}/app/plan:c: ", registry.host())))
+        .unwrap_or_else(|| panic!("no plan: {stderr}"));
+    assert!(
+        lines[plan + 1].starts_with(&format!("  already there: {} blobs", layers + 2)),
+        "the layers, the state list and the entries list: {stderr}"
+    );
+    assert!(
+        lines[plan + 2].starts_with("  to send unless present or mountable: 1 blob")
+            && lines[plan + 2].contains("cache config"),
+        "{stderr}"
+    );
+    let sent = lines
+        .iter()
+        .position(|l| l.starts_with("cache config ") && l.contains(" uploaded"))
+        .unwrap_or_else(|| panic!("config not sent: {stderr}"));
+    assert!(plan < sent, "{stderr}");
+}
