@@ -11,6 +11,7 @@
 //! - [`root`]: an entry's root opened beneath its anchor, no symlink followed.
 //! - `single`: an entry of one regular file.
 //! - [`leftovers`]: what killed restores left behind, removed.
+//! - `listing`: directory listings for the walk, read ahead by a second thread.
 
 pub mod codec;
 pub mod delta;
@@ -18,6 +19,7 @@ pub mod estargz;
 pub mod filelist;
 pub mod growing;
 pub mod leftovers;
+mod listing;
 pub mod pack;
 mod pax;
 pub mod plan;

@@ -5,18 +5,18 @@
 //! boundaries (see [`Cutter`]): where a part ends depends on the paths near
 //! it, not on everything before it, so a change to one file moves no
 //! boundary but its own part's and the next save reuses every other part.
-//! Only the current path's directory listings and one part's metadata are
-//! held: memory stays flat however large the tree.
+//! Only the current path's directory listings, a bounded number read ahead
+//! (see `listing`), and one part's metadata are held: memory stays flat
+//! however large the tree.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
-use std::fs::{self, DirEntry};
-use std::io;
+use std::fs;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::leftovers::RESTORE_TEMP_PREFIX;
+use super::listing::{Child, Listing, Listings};
 use super::pack::PackError;
 use super::pax::MTime;
 use super::stats::EntryStats;
@@ -39,9 +39,6 @@ pub enum ItemKind {
     /// NAME is deleted from the layers below. Never produced by the walk.
     Whiteout,
 }
-
-/// A directory's remaining entries, sorted by name.
-type Listing = std::vec::IntoIter<(OsString, DirEntry)>;
 
 /// One tar entry to write: metadata only, content is read by the worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,13 +85,31 @@ pub(crate) fn tar_cost(item: &Item) -> u64 {
 
 /// Walks `root`, calling `emit` with each part in order; `emit` returns
 /// false to stop the walk early (a worker failed). Returns the tree's stats.
+/// A second thread reads directory listings ahead of the walk (see
+/// [`Listings`]).
 pub fn walk(
     root: &Path,
     part_size: u64,
+    emit: impl FnMut(Part) -> bool,
+) -> Result<EntryStats, PackError> {
+    let listings = Listings::new(root);
+    std::thread::scope(|scope| {
+        scope.spawn(|| listings.read_ahead());
+        let walked = walk_with(root, part_size, emit, &listings);
+        listings.stop();
+        walked
+    })
+}
+
+fn walk_with(
+    root: &Path,
+    part_size: u64,
     mut emit: impl FnMut(Part) -> bool,
+    listings: &Listings<'_>,
 ) -> Result<EntryStats, PackError> {
     let mut walker = Walker {
         root,
+        listings,
         cutter: Cutter::new(part_size),
         stats: EntryStats::default(),
         seen_inodes: HashMap::new(),
@@ -103,20 +118,20 @@ pub fn walk(
         index: 0,
         temporaries: 0,
     };
-    let mut stack: Vec<(Vec<u8>, Listing)> = vec![(Vec::new(), read_sorted(root)?)];
+    let mut stack: Vec<(Vec<u8>, Listing)> = vec![(Vec::new(), walker.listing(b"", root)?)];
     while let Some((dir, entries)) = stack.last_mut() {
-        let Some((name, entry)) = entries.next() else {
+        let Some(child) = entries.next() else {
             stack.pop();
             continue;
         };
-        let mut rel = Vec::with_capacity(dir.len() + 1 + name.len());
+        let mut rel = Vec::with_capacity(dir.len() + 1 + child.name.len());
         rel.extend_from_slice(dir);
         if !rel.is_empty() {
             rel.push(b'/');
         }
-        rel.extend_from_slice(name.as_bytes());
+        rel.extend_from_slice(child.name.as_bytes());
         let before = walker.items.len();
-        if let Some(children) = walker.visit(rel.clone(), &entry)? {
+        if let Some(children) = walker.visit(rel.clone(), child)? {
             stack.push((rel, children));
         }
         let cut = walker.items.len() > before
@@ -199,6 +214,7 @@ fn path_hash(path: &[u8]) -> u64 {
 
 struct Walker<'a> {
     root: &'a Path,
+    listings: &'a Listings<'a>,
     cutter: Cutter,
     stats: EntryStats,
     /// First name of each multiply-linked file: (device, inode) -> path.
@@ -237,13 +253,24 @@ impl Walker<'_> {
         part
     }
 
+    /// The sorted entries of the directory at `rel` (`full` on disk).
+    fn listing(&self, rel: &[u8], full: &Path) -> Result<Listing, PackError> {
+        self.listings
+            .take(rel, full)
+            .map(Vec::into_iter)
+            .map_err(|source| PackError::Read {
+                path: full.to_path_buf(),
+                source,
+            })
+    }
+
     /// Records one entry; for a directory returns its sorted children.
-    fn visit(&mut self, rel: Vec<u8>, entry: &DirEntry) -> Result<Option<Listing>, PackError> {
+    fn visit(&mut self, rel: Vec<u8>, entry: Child) -> Result<Option<Listing>, PackError> {
         let full = || self.root.join(Path::new(std::ffi::OsStr::from_bytes(&rel)));
         // A restore's temporary (a live one's, or debris of a killed one) is
         // half a file: packed, it would come back on every restore for good.
         if entry
-            .file_name()
+            .name
             .as_bytes()
             .starts_with(RESTORE_TEMP_PREFIX.as_bytes())
         {
@@ -253,8 +280,8 @@ impl Walker<'_> {
             }
             return Ok(None);
         }
-        // DirEntry::metadata is an lstat relative to the open directory.
-        let meta = entry.metadata().map_err(|source| PackError::Read {
+        // An lstat relative to the open directory, made with its listing.
+        let meta = entry.meta.map_err(|source| PackError::Read {
             path: full(),
             source,
         })?;
@@ -263,7 +290,7 @@ impl Walker<'_> {
         let mtime = MTime::new(meta.mtime(), u32::try_from(meta.mtime_nsec()).unwrap_or(0));
         let (kind, children) = if file_type.is_dir() {
             self.stats.dirs += 1;
-            (ItemKind::Dir, Some(read_sorted(&full())?))
+            (ItemKind::Dir, Some(self.listing(&rel, &full())?))
         } else if file_type.is_file() {
             let first_name = if meta.nlink() > 1 {
                 let key = (meta.dev(), meta.ino());
@@ -314,21 +341,6 @@ impl Walker<'_> {
         self.items.push(item);
         Ok(children)
     }
-}
-
-/// A directory's entries sorted by name bytes.
-fn read_sorted(dir: &Path) -> Result<Listing, PackError> {
-    let read_err = |source: io::Error| PackError::Read {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut entries = Vec::new();
-    for entry in fs::read_dir(dir).map_err(read_err)? {
-        let entry = entry.map_err(read_err)?;
-        entries.push((entry.file_name(), entry));
-    }
-    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    Ok(entries.into_iter())
 }
 
 /// The on-disk path of an item.

@@ -576,7 +576,15 @@ fn verbose_prints_the_plan_before_sending() {
     let (layers, _) = saved(&first);
     let out = regcache(&work)
         .env("REGCACHE_PART_SIZE", PART_SIZE)
-        .args(["-v", "--progress", "plain", "save", "--cache-to", &reg, "tree"])
+        .args([
+            "-v",
+            "--progress",
+            "plain",
+            "save",
+            "--cache-to",
+            &reg,
+            "tree",
+        ])
         .assert()
         .success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
