@@ -148,6 +148,7 @@ fn older_than_deletes_by_the_caches_own_age_and_reports_json() {
         .get_output()
         .clone();
     let report = json_of(&out);
+    assert_eq!(report["version"], 1);
     assert_eq!(report["command"], "prune");
     assert_eq!(report["dry_run"], false);
     assert_eq!(report["policy"]["older_than"], "36h");

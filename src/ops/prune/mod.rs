@@ -32,9 +32,10 @@ use crate::spec::RepoTarget;
 use crate::store::{self, DeleteScope, Deletion, RepoStore, StoreError, StoreOptions};
 
 use self::policy::{Candidate, decide};
-pub use self::policy::{Policy, glob_match};
+pub use self::policy::{Policy, PolicyReport, glob_match};
 pub use self::report::{
-    Action, BlobReport, PruneReport, SpoolReport, TagReport, human_age, plural,
+    Action, BlobReport, Counts, PRUNE_JSON_VERSION, PruneDocument, PruneReport, SpoolReport,
+    TagReport, human_age, plural,
 };
 
 pub struct PruneOptions {
