@@ -263,3 +263,115 @@ fn a_directory_given_as_a_ref_is_shown_how_to_name_a_local_cache() {
         &text,
     );
 }
+
+/// `regcache inspect` of a cache on a registry that asks for a password,
+/// with DOCKER_CONFIG at `docker` (made by `setup`) and PATH led by
+/// `bin`: the credentials lookup is what fails.
+fn inspect_with_docker_config(setup: impl FnOnce(&Path, &Path, &str)) -> String {
+    let registry = TestRegistry::start(RegistryOptions {
+        htpasswd: true,
+        ..RegistryOptions::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let docker = tmp.path().join("docker");
+    let bin = tmp.path().join("bin");
+    fs::create_dir_all(&docker).unwrap();
+    fs::create_dir_all(&bin).unwrap();
+    let host = registry.host();
+    setup(&docker, &bin, &host);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![bin.clone()];
+    paths.extend(std::env::split_paths(&path));
+    let output = regcache(tmp.path())
+        .env("DOCKER_CONFIG", &docker)
+        .env("PATH", std::env::join_paths(paths).unwrap())
+        .args(["inspect", &format!("{host}/app:cache")])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    redacted(&output, tmp.path(), Some(&host))
+}
+
+#[test]
+fn a_broken_docker_config_names_the_file_and_what_to_fix() {
+    let text = inspect_with_docker_config(|docker, _, _| {
+        fs::write(docker.join("config.json"), "{\"auths\": {\n").unwrap();
+    });
+    assert!(
+        text.contains("hint: fix [TMP]/docker/config.json"),
+        "{text}"
+    );
+    assert_reads(
+        "a_broken_docker_config_names_the_file_and_what_to_fix",
+        &text,
+    );
+}
+
+#[test]
+fn a_docker_config_that_cannot_be_read_says_so() {
+    // A directory where the file should be: unreadable even for root.
+    let text = inspect_with_docker_config(|docker, _, _| {
+        fs::create_dir_all(docker.join("config.json")).unwrap();
+    });
+    assert_reads("a_docker_config_that_cannot_be_read_says_so", &text);
+}
+
+#[test]
+fn an_auths_entry_that_does_not_decode_says_to_log_in_again() {
+    let text = inspect_with_docker_config(|docker, _, host| {
+        let config = format!(r#"{{"auths":{{"{host}":{{"auth":"not base64!"}}}}}}"#);
+        fs::write(docker.join("config.json"), config).unwrap();
+    });
+    assert!(text.contains("docker login [REGISTRY]"), "{text}");
+    assert_reads(
+        "an_auths_entry_that_does_not_decode_says_to_log_in_again",
+        &text,
+    );
+}
+
+#[test]
+fn a_missing_credential_helper_says_to_install_it() {
+    let text = inspect_with_docker_config(|docker, _, _| {
+        let config = r#"{"credsStore":"regcache-test-absent"}"#;
+        fs::write(docker.join("config.json"), config).unwrap();
+    });
+    assert!(
+        text.contains("install docker-credential-regcache-test-absent"),
+        "{text}"
+    );
+    assert_reads("a_missing_credential_helper_says_to_install_it", &text);
+}
+
+#[test]
+fn a_failing_credential_helper_is_quoted_and_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let text = inspect_with_docker_config(|docker, bin, host| {
+        let config = format!(r#"{{"credHelpers":{{"{host}":"regcache-test-locked"}}}}"#);
+        fs::write(docker.join("config.json"), config).unwrap();
+        let helper = bin.join("docker-credential-regcache-test-locked");
+        fs::write(
+            &helper,
+            "#!/bin/sh\necho 'the keychain is locked' >&2\necho 'second line' >&2\nexit 1\n",
+        )
+        .unwrap();
+        fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    });
+    assert!(text.contains("the keychain is locked"), "{text}");
+    assert!(!text.contains("second line"), "{text}");
+    assert_reads("a_failing_credential_helper_is_quoted_and_named", &text);
+}
+
+#[test]
+fn a_registry_host_that_makes_no_url_is_named_with_a_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    // It passes as a host name, but a URL reads it as an IPv4 address.
+    let output = regcache(tmp.path())
+        .args(["inspect", "999.999.999.999:5000/app:cache"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_reads(
+        "a_registry_host_that_makes_no_url_is_named_with_a_hint",
+        &redacted(&output, tmp.path(), None),
+    );
+}
