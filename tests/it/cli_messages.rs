@@ -268,6 +268,18 @@ fn a_directory_given_as_a_ref_is_shown_how_to_name_a_local_cache() {
 /// with DOCKER_CONFIG at `docker` (made by `setup`) and PATH led by
 /// `bin`: the credentials lookup is what fails.
 fn inspect_with_docker_config(setup: impl FnOnce(&Path, &Path, &str)) -> String {
+    with_docker_config(
+        |host| vec!["inspect".into(), format!("{host}/app:cache")],
+        setup,
+    )
+}
+
+/// `args(host)` run against a registry that asks for a password, with
+/// DOCKER_CONFIG and PATH as [`inspect_with_docker_config`] sets them.
+fn with_docker_config(
+    args: impl FnOnce(&str) -> Vec<String>,
+    setup: impl FnOnce(&Path, &Path, &str),
+) -> String {
     let registry = TestRegistry::start(RegistryOptions {
         htpasswd: true,
         ..RegistryOptions::default()
@@ -285,7 +297,7 @@ fn inspect_with_docker_config(setup: impl FnOnce(&Path, &Path, &str)) -> String 
     let output = regcache(tmp.path())
         .env("DOCKER_CONFIG", &docker)
         .env("PATH", std::env::join_paths(paths).unwrap())
-        .args(["inspect", &format!("{host}/app:cache")])
+        .args(args(&host))
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -305,6 +317,24 @@ fn a_broken_docker_config_names_the_file_and_what_to_fix() {
         "a_broken_docker_config_names_the_file_and_what_to_fix",
         &text,
     );
+}
+
+#[test]
+fn prune_keeps_the_hint_of_a_broken_docker_config() {
+    let text = with_docker_config(
+        |host| {
+            ["prune", "--keep", "1", &format!("{host}/app")]
+                .map(String::from)
+                .to_vec()
+        },
+        |docker, _, _| fs::write(docker.join("config.json"), "{\"auths\": []}").unwrap(),
+    );
+    assert!(
+        text.contains("hint: fix [TMP]/docker/config.json"),
+        "{text}"
+    );
+    assert_eq!(text.matches("error:").count(), 1, "{text}");
+    assert_reads("prune_keeps_the_hint_of_a_broken_docker_config", &text);
 }
 
 #[test]
