@@ -405,3 +405,96 @@ fn a_registry_host_that_makes_no_url_is_named_with_a_hint() {
         &redacted(&output, tmp.path(), None),
     );
 }
+
+/// With COLUMNS=40 every message fits 40 columns, continuing after its
+/// prefix, unless it is one word too long for any line; without COLUMNS
+/// (and stderr not a terminal) the same messages are not wrapped. Paths
+/// are relative, so the wrapping does not depend on where the test runs.
+#[test]
+fn messages_fit_the_width_columns_gives() {
+    let tmp = tempfile::tempdir().unwrap();
+    tree(tmp.path());
+    regcache(tmp.path())
+        .args(["-q", "save", "--cache-to", "type=local,dest=cache", "tree"])
+        .assert()
+        .success();
+    let dst = tmp.path().join("dst");
+    fs::create_dir_all(&dst).unwrap();
+    let long = "a-directory-name-too-long-for-any-line-of-forty-columns";
+    let runs: [(&Path, Vec<String>); 3] = [
+        // An error with a hint, one word of it longer than a line.
+        (
+            tmp.path(),
+            vec!["inspect".into(), format!("type=local,src={long}")],
+        ),
+        // A warning and a summary.
+        (
+            &dst,
+            [
+                "restore",
+                "--cache-from",
+                "type=local,src=../cache",
+                "tree",
+                "trea",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        // A usage error whose hint is long.
+        (
+            tmp.path(),
+            ["prune", "localhost:5000/app"].map(String::from).to_vec(),
+        ),
+    ];
+    let mut text = String::new();
+    for (cwd, args) in &runs {
+        let run = |columns: Option<&str>| {
+            let mut cmd = regcache(cwd);
+            if let Some(columns) = columns {
+                cmd.env("COLUMNS", columns);
+            }
+            let output = cmd.args(args).output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            // Progress lines (`tree: layer …`) are not messages: left out.
+            stderr
+                .lines()
+                .filter(|l| !l.contains(": layer sha256:"))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        };
+        let wrapped = run(Some("40"));
+        let whole = run(None);
+        for line in wrapped.lines() {
+            let fits = line.chars().count() <= 40;
+            let body = ["error: ", "hint: ", "warning: ", "  caused by: "]
+                .iter()
+                .find_map(|prefix| line.strip_prefix(prefix))
+                .unwrap_or(line);
+            let one_word = body.split_whitespace().count() == 1;
+            assert!(fits || one_word, "{line:?} is wider than 40:\n{wrapped}");
+        }
+        // Only where lines break changed: the words are the same (but
+        // for how long each run took).
+        let words = |text: &str| -> Vec<String> {
+            text.split_whitespace()
+                .map(|w| {
+                    let number = w.trim_end_matches(',').trim_end_matches('s');
+                    if number.contains('.') && number.parse::<f64>().is_ok() {
+                        "[T]".to_string()
+                    } else {
+                        w.to_string()
+                    }
+                })
+                .collect()
+        };
+        assert_eq!(words(&wrapped), words(&whole));
+        assert!(whole.lines().all(|l| !l.starts_with("      ")), "{whole}");
+        text.push_str(&format!("$ regcache {}\n{wrapped}", args.join(" ")));
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.trim().ends_with(&format!("{long}:latest:"))),
+        "{text}"
+    );
+    assert_reads("messages_fit_the_width_columns_gives", &text);
+}
