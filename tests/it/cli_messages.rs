@@ -498,3 +498,41 @@ fn messages_fit_the_width_columns_gives() {
     );
     assert_reads("messages_fit_the_width_columns_gives", &text);
 }
+
+/// At a terminal, without COLUMNS, the terminal's width is used. The
+/// terminal is a pseudo-terminal made by script(1) (util-linux), 50
+/// columns wide.
+#[test]
+fn at_a_terminal_messages_fit_its_width() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("script(1) is not installed; skipping");
+        return;
+    }
+    let bin = assert_cmd::cargo::cargo_bin("regcache");
+    let output = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "stty rows 20 cols 50; {} prune localhost:5000/app",
+            bin.display()
+        ))
+        .arg("/dev/null")
+        .env_remove("COLUMNS")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    // The terminal's output, with its CR LF line ends.
+    let text = String::from_utf8_lossy(&output.stdout).replace("\r\n", "\n");
+    assert!(text.contains("hint: e.g."), "{text}");
+    assert!(text.lines().count() > 2, "not wrapped:\n{text}");
+    for line in text.lines() {
+        assert!(line.chars().count() <= 50, "{line:?} is wider than 50");
+    }
+    assert!(
+        text.lines().any(|l| l.starts_with("      --")),
+        "the hint goes on after `hint: `:\n{text}"
+    );
+}
