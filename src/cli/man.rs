@@ -93,7 +93,9 @@ RUST_LOG=regcache=debug); it overrides -v and -q.",
     Entry {
         term: "COLUMNS",
         text: "The width of the progress bars when stderr is not a terminal (--progress tty \
-into a pipe or a log file), and of --help.",
+into a pipe or a log file), and of --help. Messages on stderr (error:, hint:, warning:, \
+the summaries) are wrapped at it, else at the terminal's width when stderr is one, never \
+inside a word; with neither, they are not wrapped.",
         scope: Scope::Caches,
     },
     Entry {
