@@ -118,16 +118,31 @@ regcache completions zsh > ~/.zfunc/_regcache
 # fish
 regcache completions fish > ~/.config/fish/completions/regcache.fish";
 
+/// The last paragraph of `regcache --help`: where the exit statuses are.
+/// The man page has them in its EXIT STATUS section and leaves this out
+/// (see `man::render`).
+macro_rules! exit_status_pointer {
+    () => {
+        "Exit statuses: see EXIT STATUS in `man regcache` (docs/man/regcache.1)."
+    };
+}
+
+/// [`exit_status_pointer`]'s text, for the man page to leave out.
+pub const EXIT_STATUS_POINTER: &str = exit_status_pointer!();
+
+const LONG_ABOUT: &str = concat!(
+    "regcache keeps directories (cargo target/, node_modules/, ccache…) in a \
+BuildKit cache image — in an OCI registry or a local OCI-layout directory — using \
+exactly the --cache-to/--cache-from syntax of docker buildx.\n\n",
+    exit_status_pointer!()
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "regcache",
     version,
     about = "buildx-style --cache-to/--cache-from for any directory, and a toolbox for BuildKit caches",
-    long_about = "regcache keeps directories (cargo target/, node_modules/, ccache…) in a \
-BuildKit cache image — in an OCI registry or a local OCI-layout directory — using \
-exactly the --cache-to/--cache-from syntax of docker buildx.\n\n\
-Exit status: 0 on success (a missing --cache-from is only a warning), 1 when an \
-export or a restore fails, 2 for a bad spec or flag (reported before any I/O).",
+    long_about = LONG_ABOUT,
     after_help = after_help(
         "A --cache-from tag may end in * (ghcr.io/org/app:cache-main-*): the newest cache whose \
 tag starts with what precedes it is used, as actions/cache's restore-keys.",

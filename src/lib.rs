@@ -16,3 +16,4 @@ pub mod progress;
 pub mod reference;
 pub mod spec;
 pub mod store;
+pub mod wrap;

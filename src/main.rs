@@ -32,7 +32,9 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
+            let message = format!("cannot start the async runtime: {err}");
+            let width = regcache::wrap::stderr_width();
+            eprintln!("{}", regcache::wrap::prefixed("error: ", &message, width));
             return ExitCode::from(1);
         }
     };
@@ -68,7 +70,8 @@ fn init_logging(verbose: u8, quiet: bool, color: bool) {
 }
 
 /// `warning: …` / `error: …` lines, as compilers and buildx print them,
-/// instead of tracing's timestamped default.
+/// instead of tracing's timestamped default; fitted to the terminal as
+/// the other messages are (see `regcache::wrap`).
 struct PlainFormat {
     color: bool,
 }
@@ -101,7 +104,9 @@ where
         let mut message = String::new();
         ctx.field_format()
             .format_fields(Writer::new(&mut message), event)?;
-        writeln!(writer, "{}", printable(&message))
+        let width = regcache::wrap::stderr_width();
+        let text = regcache::wrap::after_prefix(label.len(), &printable(&message), width);
+        writeln!(writer, "{text}")
     }
 }
 

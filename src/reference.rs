@@ -39,21 +39,63 @@ pub struct ReferenceError {
     /// The reference as given.
     pub value: String,
     /// What is wrong with it, naming the offending part.
-    pub reason: String,
+    pub reason: ReferenceProblem,
     /// When the tag is what is wrong: the tag made valid (see
     /// [`valid_tag`]), for a hint. A branch name is the usual culprit.
     pub valid_tag: Option<String>,
 }
 
+/// What is wrong with a reference, naming the offending part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceProblem {
+    #[error("the reference is empty")]
+    Empty,
+    #[error("a 64-digit hex string is an image ID, not a repository name")]
+    ImageId,
+    #[error("invalid digest {0:?}: expected sha256: followed by 64 lowercase hex digits")]
+    Digest(String),
+    #[error("repository name {0:?} must be lowercase")]
+    Uppercase(String),
+    #[error("invalid registry host {host:?}: {problem}")]
+    Registry { host: String, problem: HostProblem },
+    #[error(
+        "invalid repository path component {component:?} in {path:?}: components are lowercase \
+         letters and digits, joined by \".\", \"_\", \"__\" or dashes, separated by \"/\""
+    )]
+    PathComponent { component: String, path: String },
+    #[error(
+        "invalid tag {0:?}: a tag is 1 to {TAG_MAX} letters, digits, \"_\", \".\" and \"-\", \
+         not starting with \".\" or \"-\""
+    )]
+    Tag(String),
+    #[error("the name {name} is {length} characters long, more than the {NAME_MAX} allowed")]
+    TooLong { name: String, length: usize },
+}
+
+/// What is wrong with a reference's registry host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostProblem {
+    #[error("'[' opens an IPv6 address that is never closed")]
+    UnclosedBracket,
+    #[error("{0:?} is not an IPv6 address")]
+    NotIpv6(String),
+    #[error("only :PORT may follow an IPv6 address")]
+    AfterIpv6,
+    #[error("a host is dot-separated labels of letters, digits and inner dashes, or [IPv6]")]
+    Labels,
+    #[error("port {0:?} is not a number from 0 to 65535")]
+    Port(String),
+}
+
 /// A reference that failed to parse: why, and the tag made valid when the
 /// tag was at fault.
 struct Failure {
-    reason: String,
+    reason: ReferenceProblem,
     valid_tag: Option<String>,
 }
 
-impl From<String> for Failure {
-    fn from(reason: String) -> Failure {
+impl From<ReferenceProblem> for Failure {
+    fn from(reason: ReferenceProblem) -> Failure {
         Failure {
             reason,
             valid_tag: None,
@@ -157,19 +199,17 @@ impl Serialize for Reference {
 
 fn parse(s: &str) -> Result<Reference, Failure> {
     if s.is_empty() {
-        return Err(String::from("the reference is empty").into());
+        return Err(ReferenceProblem::Empty.into());
     }
     if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(
-            String::from("a 64-digit hex string is an image ID, not a repository name").into(),
-        );
+        return Err(ReferenceProblem::ImageId.into());
     }
     // Neither a name nor a tag may hold '@', so the first one starts the digest.
     let (name_and_tag, digest) = match s.split_once('@') {
         Some((rest, digest)) => {
-            let digest = digest.parse::<Digest>().map_err(|_| {
-                format!("invalid digest {digest:?}: expected sha256: followed by 64 lowercase hex digits")
-            })?;
+            let digest = digest
+                .parse::<Digest>()
+                .map_err(|_| ReferenceProblem::Digest(digest.to_string()))?;
             (rest, Some(digest))
         }
         None => (s, None),
@@ -181,7 +221,7 @@ fn parse(s: &str) -> Result<Reference, Failure> {
         None => (remainder, None),
     };
     if path.chars().any(|c| c.is_uppercase()) {
-        return Err(format!("repository name {path:?} must be lowercase").into());
+        return Err(ReferenceProblem::Uppercase(path.to_string()).into());
     }
     check_registry(registry)?;
     check_path(path)?;
@@ -198,9 +238,10 @@ fn parse(s: &str) -> Result<Reference, Failure> {
     };
     let name_len = registry.len() + 1 + repository.len();
     if name_len > NAME_MAX {
-        return Err(format!(
-            "the name {registry}/{repository} is {name_len} characters long, more than the {NAME_MAX} allowed"
-        )
+        return Err(ReferenceProblem::TooLong {
+            name: format!("{registry}/{repository}"),
+            length: name_len,
+        }
         .into());
     }
     let tag = match (tag, &digest) {
@@ -240,21 +281,24 @@ fn host_without_port(registry: &str) -> &str {
     }
 }
 
-fn check_registry(registry: &str) -> Result<(), String> {
-    let bad = |why: &str| format!("invalid registry host {registry:?}: {why}");
+fn check_registry(registry: &str) -> Result<(), ReferenceProblem> {
+    let bad = |problem: HostProblem| ReferenceProblem::Registry {
+        host: registry.to_string(),
+        problem,
+    };
     let port = if let Some(rest) = registry.strip_prefix('[') {
         let (addr, after) = rest
             .split_once(']')
-            .ok_or_else(|| bad("'[' opens an IPv6 address that is never closed"))?;
+            .ok_or_else(|| bad(HostProblem::UnclosedBracket))?;
         if addr.parse::<Ipv6Addr>().is_err() {
-            return Err(bad(&format!("{addr:?} is not an IPv6 address")));
+            return Err(bad(HostProblem::NotIpv6(addr.to_string())));
         }
         match after {
             "" => None,
             _ => Some(
                 after
                     .strip_prefix(':')
-                    .ok_or_else(|| bad("only :PORT may follow an IPv6 address"))?,
+                    .ok_or_else(|| bad(HostProblem::AfterIpv6))?,
             ),
         }
     } else {
@@ -263,18 +307,14 @@ fn check_registry(registry: &str) -> Result<(), String> {
             None => (registry, None),
         };
         if !host.split('.').all(is_domain_component) {
-            return Err(bad(
-                "a host is dot-separated labels of letters, digits and inner dashes, or [IPv6]",
-            ));
+            return Err(bad(HostProblem::Labels));
         }
         port
     };
     if let Some(port) = port {
         let digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
         if !digits || port.parse::<u16>().is_err() {
-            return Err(bad(&format!(
-                "port {port:?} is not a number from 0 to 65535"
-            )));
+            return Err(bad(HostProblem::Port(port.to_string())));
         }
     }
     Ok(())
@@ -294,16 +334,16 @@ fn is_domain_component(label: &str) -> bool {
     }
 }
 
-fn check_path(path: &str) -> Result<(), String> {
+fn check_path(path: &str) -> Result<(), ReferenceProblem> {
     match path
         .split('/')
         .find(|component| !is_path_component(component))
     {
         None => Ok(()),
-        Some(component) => Err(format!(
-            "invalid repository path component {component:?} in {path:?}: components are lowercase \
-             letters and digits, joined by \".\", \"_\", \"__\" or dashes, separated by \"/\""
-        )),
+        Some(component) => Err(ReferenceProblem::PathComponent {
+            component: component.to_string(),
+            path: path.to_string(),
+        }),
     }
 }
 
@@ -332,7 +372,7 @@ fn is_path_component(component: &str) -> bool {
     true
 }
 
-fn check_tag(tag: &str) -> Result<(), String> {
+fn check_tag(tag: &str) -> Result<(), ReferenceProblem> {
     let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let valid = match tag.as_bytes().split_first() {
         Some((first, rest)) => {
@@ -345,16 +385,53 @@ fn check_tag(tag: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "invalid tag {tag:?}: a tag is 1 to {TAG_MAX} letters, digits, \"_\", \".\" and \"-\", \
-             not starting with \".\" or \"-\""
-        ))
+        Err(ReferenceProblem::Tag(tag.to_string()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reason_is_typed_by_the_part_at_fault() {
+        let reason = |s: &str| Reference::parse(s).unwrap_err().reason;
+        assert_eq!(reason(""), ReferenceProblem::Empty);
+        assert_eq!(
+            reason("r.io/a:feature/x"),
+            ReferenceProblem::Tag("feature/x".into())
+        );
+        assert_eq!(
+            reason("r.io/a/-b"),
+            ReferenceProblem::PathComponent {
+                component: "-b".into(),
+                path: "a/-b".into(),
+            }
+        );
+        assert_eq!(reason("r.io/a:-x"), ReferenceProblem::Tag("-x".into()));
+        assert_eq!(
+            reason("r.io:99999/a"),
+            ReferenceProblem::Registry {
+                host: "r.io:99999".into(),
+                problem: HostProblem::Port("99999".into()),
+            }
+        );
+        assert_eq!(
+            reason("[::1/a"),
+            ReferenceProblem::Registry {
+                host: "[::1".into(),
+                problem: HostProblem::UnclosedBracket,
+            }
+        );
+        assert_eq!(
+            reason("r.io/App"),
+            ReferenceProblem::Uppercase("App".into())
+        );
+        assert!(matches!(
+            reason("r.io/a@sha256:zz"),
+            ReferenceProblem::Digest(d) if d == "sha256:zz"
+        ));
+    }
 
     #[test]
     fn tags_made_valid_as_ci_scripts_make_them() {

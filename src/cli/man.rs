@@ -93,7 +93,9 @@ RUST_LOG=regcache=debug); it overrides -v and -q.",
     Entry {
         term: "COLUMNS",
         text: "The width of the progress bars when stderr is not a terminal (--progress tty \
-into a pipe or a log file), and of --help.",
+into a pipe or a log file), and of --help. Messages on stderr (error:, hint:, warning:, \
+the summaries) are wrapped at it, else at the terminal's width when stderr is one, never \
+inside a word; with neither, they are not wrapped.",
         scope: Scope::Caches,
     },
     Entry {
@@ -247,7 +249,17 @@ fn render(
 ) -> io::Result<Vec<u8>> {
     let own = command.map_or_else(|| "regcache".to_string(), page_name);
     let typed = command.map_or_else(|| "regcache".to_string(), |c| format!("regcache {c}"));
-    let man = Man::new(cmd.clone());
+    // The top page says the exit statuses in its EXIT STATUS section; the
+    // pointer to that section that ends `--help` would only repeat it.
+    let described = match cmd.get_long_about().map(ToString::to_string) {
+        Some(text) if text.contains(super::EXIT_STATUS_POINTER) => cmd.clone().long_about(
+            text.replace(super::EXIT_STATUS_POINTER, "")
+                .trim_end()
+                .to_string(),
+        ),
+        _ => cmd.clone(),
+    };
+    let man = Man::new(described);
     let mut out = Vec::new();
     // The preamble alone, once; then the title by hand: roff drops an
     // empty argument, which would put the source where the date goes.
@@ -467,6 +479,27 @@ mod tests {
             let term = entry.term.replace('-', "\\-").replace('\'', "\\*(Aq");
             assert!(top.contains(&term), "{term} missing from regcache(1)");
         }
+    }
+
+    #[test]
+    fn the_top_page_says_the_exit_statuses_once_in_their_section() {
+        let top = page("regcache.1");
+        assert!(top.contains(".SH \"EXIT STATUS\""), "{top}");
+        let description = top
+            .split(".SH DESCRIPTION")
+            .nth(1)
+            .and_then(|rest| rest.split(".SH ").next())
+            .expect("a DESCRIPTION section");
+        assert!(
+            !description.to_lowercase().contains("exit status"),
+            "{description}"
+        );
+        assert!(!top.contains("Exit statuses: see"), "{top}");
+        // --help keeps a pointer to it.
+        let help = <crate::cli::Cli as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains(super::super::EXIT_STATUS_POINTER), "{help}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use regcache::ops::OpsError;
 use regcache::ops::plan::Plan;
 use regcache::ops::report::write_metadata;
 use regcache::progress::printable;
+use regcache::wrap;
 
 use super::Finished;
 
@@ -14,10 +15,11 @@ use super::Finished;
 /// the exit status.
 pub(crate) fn finish(finished: Finished, metadata_file: Option<&Path>, quiet: bool) -> u8 {
     let mut code = finished.code;
+    let width = wrap::stderr_width();
     if let Some(summary) = &finished.summary
         && !quiet
     {
-        eprint!("{summary}");
+        eprint!("{}", wrap::summary(summary, width));
     }
     // Exit status 2 means the request was refused before any I/O: then
     // there is nothing to record, and nothing is written.
@@ -25,7 +27,8 @@ pub(crate) fn finish(finished: Finished, metadata_file: Option<&Path>, quiet: bo
         && code != 2
         && let Err(err) = write_metadata(path, metadata)
     {
-        eprintln!("error: writing the metadata file {}: {err}", path.display());
+        let message = format!("writing the metadata file {}: {err}", path.display());
+        eprintln!("{}", wrap::prefixed("error: ", &message, width));
         if code == 0 {
             code = 1;
         }
@@ -36,9 +39,15 @@ pub(crate) fn finish(finished: Finished, metadata_file: Option<&Path>, quiet: bo
     code
 }
 
+/// The error, then each cause that says something new, then the hint:
+/// each fitted to the terminal (see [`wrap`]).
 pub(crate) fn print_error(err: &OpsError) {
+    let width = wrap::stderr_width();
     let message = err.to_string();
-    eprintln!("error: {}", printable_lines(&message));
+    eprintln!(
+        "{}",
+        wrap::prefixed("error: ", &printable_lines(&message), width)
+    );
     // A cause whose text the line above already says adds nothing: errors
     // that wrap another put its text in their own.
     let mut said = message;
@@ -46,13 +55,19 @@ pub(crate) fn print_error(err: &OpsError) {
     while let Some(cause) = source {
         let text = cause.to_string();
         if !said.contains(&text) {
-            eprintln!("  caused by: {}", printable_lines(&text));
+            eprintln!(
+                "{}",
+                wrap::prefixed("  caused by: ", &printable_lines(&text), width)
+            );
             said = text;
         }
         source = cause.source();
     }
     if let Some(hint) = err.hint() {
-        eprintln!("hint: {}", printable_lines(&hint));
+        eprintln!(
+            "{}",
+            wrap::prefixed("hint: ", &printable_lines(&hint), width)
+        );
     }
 }
 

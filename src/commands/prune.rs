@@ -53,10 +53,10 @@ pub(crate) async fn cmd_prune(args: PruneArgs, ctx: &Context) -> Finished {
         now: std::time::SystemTime::now(),
     })
     .await;
-    let json = report.to_json(ctx.started.elapsed().as_secs_f64());
+    let document = report.document(ctx.started.elapsed().as_secs_f64());
     let mut stdout = std::io::stdout().lock();
     let written = if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &json)
+        serde_json::to_writer_pretty(&mut stdout, &document)
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(stdout))
     } else if ctx.quiet {
@@ -75,7 +75,8 @@ pub(crate) async fn cmd_prune(args: PruneArgs, ctx: &Context) -> Finished {
         // With --json the object says it all; stderr keeps notes only.
         summary: (!args.json && (error.is_none() || !report.tags.is_empty()))
             .then(|| report.summary()),
-        metadata: Some(json),
+        // A typed document always encodes: every key is a string.
+        metadata: serde_json::to_value(&document).ok(),
         error,
     }
 }

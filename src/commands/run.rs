@@ -101,6 +101,9 @@ fn restored_line(cache_from: &[CacheFrom], paths: &[String]) -> OnRestored {
             seconds: 0.0,
             error: None,
         };
-        eprint!("{}", outcome.summary());
+        eprint!(
+            "{}",
+            regcache::wrap::summary(&outcome.summary(), regcache::wrap::stderr_width())
+        );
     })
 }

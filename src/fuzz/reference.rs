@@ -130,7 +130,7 @@ fn references_parse_without_panicking_and_print_back_to_themselves() {
                 }
                 Err(e) => {
                     prop_assert_eq!(&e.value, &text);
-                    prop_assert!(!e.reason.is_empty());
+                    prop_assert!(!e.reason.to_string().is_empty());
                 }
             }
             Ok(())

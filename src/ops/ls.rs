@@ -53,6 +53,20 @@ pub enum Repository {
     },
 }
 
+impl Repository {
+    /// How the reports (ls's, prune's) name the repository `target` is.
+    pub fn of(target: &RepoTarget) -> Repository {
+        match target {
+            RepoTarget::Registry { repository, .. } => Repository::Registry {
+                reference: repository.name(),
+            },
+            RepoTarget::Local { dir } => Repository::Local {
+                dir: dir.to_string_lossy().into_owned(),
+            },
+        }
+    }
+}
+
 /// What a tag holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -154,14 +168,7 @@ pub async fn ls(options: &LsOptions) -> Result<LsReport, OpsError> {
     let repo = store::open_repository(&options.target, &options.store)?;
     let mut report = LsReport {
         version: LS_JSON_VERSION,
-        repository: match &options.target {
-            RepoTarget::Registry { repository, .. } => Repository::Registry {
-                reference: repository.name(),
-            },
-            RepoTarget::Local { dir } => Repository::Local {
-                dir: dir.to_string_lossy().into_owned(),
-            },
-        },
+        repository: Repository::of(&options.target),
         exists: true,
         tags: Vec::new(),
         untagged_manifests: 0,

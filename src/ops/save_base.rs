@@ -190,33 +190,64 @@ fn usable(
     Ok((list, layers, deltas))
 }
 
-fn reusable_layer(desc: &Descriptor, compression: Compression) -> Result<PackedLayer, String> {
+/// Why a layer of a base cannot stand for its part in this save.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum UnusableLayer {
+    #[error("toc digest: {0}")]
+    TocDigest(#[source] crate::digest::DigestParseError),
+    #[error("{0} is not a layer")]
+    NotALayer(Digest),
+    #[error("its layers are {}, this save writes {}", stored.name(), wanted.name())]
+    Compression {
+        stored: Compression,
+        wanted: Compression,
+    },
+    #[error("a layer has no diffID")]
+    NoDiffId,
+    #[error("diffID: {0}")]
+    DiffId(#[source] crate::digest::DigestParseError),
+    #[error("a layer has no uncompressed size")]
+    NoUncompressedSize,
+    #[error("uncompressed size: {0}")]
+    UncompressedSize(#[source] std::num::ParseIntError),
+}
+
+/// Its caller, `usable`, gives its reason as text, for a log line.
+impl From<UnusableLayer> for String {
+    fn from(err: UnusableLayer) -> String {
+        err.to_string()
+    }
+}
+
+fn reusable_layer(
+    desc: &Descriptor,
+    compression: Compression,
+) -> Result<PackedLayer, UnusableLayer> {
     let toc_digest = desc
         .annotation(ANNOTATION_STARGZ_TOC)
-        .map(|t| t.parse::<Digest>().map_err(|e| format!("toc digest: {e}")))
+        .map(|t| t.parse::<Digest>().map_err(UnusableLayer::TocDigest))
         .transpose()?;
     let stored = match (layer_compression(&desc.media_type), &toc_digest) {
         (Some(Compression::Gzip), Some(_)) => Compression::Estargz,
         (Some(c), _) => c,
-        (None, _) => return Err(format!("{} is not a layer", desc.digest)),
+        (None, _) => return Err(UnusableLayer::NotALayer(desc.digest.clone())),
     };
     if stored != compression {
-        return Err(format!(
-            "its layers are {}, this save writes {}",
-            stored.name(),
-            compression.name()
-        ));
+        return Err(UnusableLayer::Compression {
+            stored,
+            wanted: compression,
+        });
     }
     let diff_id = desc
         .annotation(ANNOTATION_UNCOMPRESSED)
-        .ok_or("a layer has no diffID")?
+        .ok_or(UnusableLayer::NoDiffId)?
         .parse::<Digest>()
-        .map_err(|e| format!("diffID: {e}"))?;
+        .map_err(UnusableLayer::DiffId)?;
     let uncompressed_size = desc
         .annotation(ANNOTATION_UNCOMPRESSED_SIZE)
-        .ok_or("a layer has no uncompressed size")?
+        .ok_or(UnusableLayer::NoUncompressedSize)?
         .parse::<u64>()
-        .map_err(|e| format!("uncompressed size: {e}"))?;
+        .map_err(UnusableLayer::UncompressedSize)?;
     Ok(PackedLayer {
         blob: Default::default(),
         digest: desc.digest.clone(),
@@ -227,3 +258,7 @@ fn reusable_layer(desc: &Descriptor, compression: Compression) -> Result<PackedL
         reused: true,
     })
 }
+
+#[cfg(test)]
+#[path = "save_base_tests.rs"]
+mod reusable_layer_tests;

@@ -148,6 +148,7 @@ fn older_than_deletes_by_the_caches_own_age_and_reports_json() {
         .get_output()
         .clone();
     let report = json_of(&out);
+    assert_eq!(report["version"], 1);
     assert_eq!(report["command"], "prune");
     assert_eq!(report["dry_run"], false);
     assert_eq!(report["policy"]["older_than"], "36h");
@@ -510,4 +511,122 @@ fn quiet_prints_no_table_and_no_summary() {
         .stderr("");
     let index = fs::read_to_string(dir.join("index.json")).unwrap();
     assert_eq!(index.matches("ref.name").count(), 1, "{index}");
+}
+
+/// What a prune run printed, with what changes from run to run made a
+/// placeholder: the temporary directory and the registry's port (in text
+/// and JSON alike).
+fn printed(out: &std::process::Output, tmp: &Path, host: Option<&str>) -> (String, String) {
+    let redact = |bytes: &[u8]| {
+        let mut text = String::from_utf8_lossy(bytes).replace(&tmp.display().to_string(), "[TMP]");
+        if let Some(host) = host {
+            text = text.replace(host, "[REGISTRY]");
+        }
+        text
+    };
+    (redact(&out.stdout), redact(&out.stderr))
+}
+
+/// Snapshots the table and the summary of a prune: digests (backdating
+/// rewrites each config, so they differ every run) and sizes become
+/// placeholders; ages stay, in whole days they do not move.
+fn assert_table(name: &str, out: &std::process::Output, tmp: &Path, host: Option<&str>) {
+    let (stdout, stderr) = printed(out, tmp, host);
+    let text = format!(
+        "exit status: {:?}\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        out.status.code()
+    );
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"sha256:[0-9a-f]{12}\b", "sha256:[SHORT]");
+    settings.add_filter(r"\d+(\.\d+)? (B|KiB|MiB)\b", "[SIZE]");
+    settings.bind(|| insta::assert_snapshot!(name, text));
+}
+
+/// Snapshots the JSON report: digests, creation times, sizes and how long
+/// prune ran become placeholders; an age is kept in whole days.
+fn assert_report(name: &str, out: &std::process::Output, tmp: &Path, host: Option<&str>) {
+    let (stdout, _) = printed(out, tmp, host);
+    let report: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}"));
+    let days = insta::dynamic_redaction(|value, _| {
+        let seconds = value.as_u64().expect("age_seconds is a number");
+        format!("[{}d and seconds]", seconds / DAY)
+    });
+    insta::assert_json_snapshot!(name, report, {
+        ".tags[].digest" => "[DIGEST]",
+        ".tags[].created_at" => "[TIME]",
+        ".tags[].age_seconds" => days,
+        ".manifests[]" => "[DIGEST]",
+        ".blobs.removed_bytes" => "[BYTES]",
+        ".seconds" => "[SECONDS]",
+    });
+}
+
+#[test]
+fn the_registry_table_and_summary_read_as_documented() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let tmp = tempfile::tempdir().unwrap();
+    four_caches_and_main(&registry, tmp.path());
+    let host = registry.host();
+    let out = regcache(tmp.path())
+        .args(["prune", "--keep", "2", "--tag", "cache-*"])
+        .arg(format!("{host}/app/cache"))
+        .output()
+        .unwrap();
+    assert_table(
+        "prune_registry_table",
+        &out,
+        tmp.path(),
+        Some(host.as_str()),
+    );
+}
+
+#[test]
+fn the_registry_json_report_is_pinned() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let tmp = tempfile::tempdir().unwrap();
+    four_caches_and_main(&registry, tmp.path());
+    let host = registry.host();
+    let out = regcache(tmp.path())
+        .args(["prune", "--json", "--dry-run", "--older-than", "36h"])
+        .args(["--tag", "cache-*", "--exclude", "cache-1"])
+        .arg(format!("type=registry,ref={host}/app/cache"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_report("prune_registry_json", &out, tmp.path(), Some(host.as_str()));
+}
+
+/// A local directory with `old` (5 days), `older` (6 days), `new` (1 day)
+/// and `keep-me` (30 days, excluded), plus a blob nothing references.
+fn local_caches(tmp: &Path) -> std::path::PathBuf {
+    let dir = tmp.join("cache");
+    let to = |tag: &str| format!("type=local,dest={},tag={tag}", dir.display());
+    let from = |tag: &str| format!("type=local,src={},tag={tag}", dir.display());
+    for (tag, days) in [("old", 5), ("older", 6), ("new", 1), ("keep-me", 30)] {
+        save(tmp, &to(tag), tag);
+        backdate(&from(tag), &to(tag), days * DAY);
+    }
+    fs::write(dir.join("blobs/sha256").join("0".repeat(64)), "orphan").unwrap();
+    dir
+}
+
+#[test]
+fn the_local_json_report_and_table_are_pinned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = local_caches(tmp.path());
+    let target = format!("type=local,dest={}", dir.display());
+    let prune = |extra: &[&str]| {
+        regcache(tmp.path())
+            .arg("prune")
+            .args(extra)
+            .args(["--older-than", "2d", "--exclude", "keep-*", &target])
+            .output()
+            .unwrap()
+    };
+    let out = prune(&["--json", "--dry-run"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_report("prune_local_json", &out, tmp.path(), None);
+    let out = prune(&[]);
+    assert_table("prune_local_table", &out, tmp.path(), None);
 }

@@ -32,9 +32,10 @@ use crate::spec::RepoTarget;
 use crate::store::{self, DeleteScope, Deletion, RepoStore, StoreError, StoreOptions};
 
 use self::policy::{Candidate, decide};
-pub use self::policy::{Policy, glob_match};
+pub use self::policy::{Policy, PolicyReport, glob_match};
 pub use self::report::{
-    Action, BlobReport, PruneReport, SpoolReport, TagReport, human_age, plural,
+    Action, BlobReport, Counts, PRUNE_JSON_VERSION, PruneDocument, PruneReport, SpoolReport,
+    TagReport, human_age, plural,
 };
 
 pub struct PruneOptions {
@@ -56,12 +57,10 @@ pub async fn prune(options: PruneOptions) -> (PruneReport, Option<OpsError>) {
         Ok(repo) => run(repo.as_ref(), &options, &mut report).await,
         Err(err) => Err(err.into()),
     };
-    // A store error's text is the whole story; as a source it would be
-    // printed twice.
-    let error = result.err().map(|err| match err {
-        OpsError::Store(err) => OpsError::Failed(err.to_string()),
-        other => other,
-    });
+    // A store error stays one: its kind and its hint (log in, fix the
+    // docker config…) reach the user. Its text is the message; the error
+    // printer does not repeat it as a cause.
+    let error = result.err();
     report.error = error.as_ref().map(ToString::to_string);
     (report, error)
 }

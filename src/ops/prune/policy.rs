@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::report::{Action, TagReport};
 use crate::digest::Digest;
@@ -30,16 +30,29 @@ impl Policy {
             && !self.exclude.iter().any(|p| glob_match(p, tag))
     }
 
-    pub(super) fn json(&self, blobs_only: bool) -> Value {
-        json!({
-            "keep": self.keep,
-            "older_than": self.older_than_text,
-            "older_than_seconds": self.older_than.map(|d| d.as_secs()),
-            "tags": self.tags,
-            "exclude": self.exclude,
-            "blobs_only": blobs_only,
-        })
+    /// The policy as the JSON report states it (docs/prune.md).
+    pub(super) fn report(&self, blobs_only: bool) -> PolicyReport {
+        PolicyReport {
+            keep: self.keep,
+            older_than: self.older_than_text.clone(),
+            older_than_seconds: self.older_than.map(|d| d.as_secs()),
+            tags: self.tags.clone(),
+            exclude: self.exclude.clone(),
+            blobs_only,
+        }
     }
+}
+
+/// The `policy` object of the JSON report: the options as given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyReport {
+    pub keep: Option<usize>,
+    /// `--older-than` as the user wrote it.
+    pub older_than: Option<String>,
+    pub older_than_seconds: Option<u64>,
+    pub tags: Vec<String>,
+    pub exclude: Vec<String>,
+    pub blobs_only: bool,
 }
 
 /// A shell-style glob over a whole tag: `*` any run of characters, `?` one

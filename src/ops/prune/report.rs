@@ -4,10 +4,11 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
+use super::policy::PolicyReport;
 use super::{Policy, PruneOptions};
 use crate::digest::Digest;
+use crate::ops::ls::Repository;
 use crate::progress::{human_bytes, printable};
 use crate::spec::RepoTarget;
 
@@ -63,6 +64,42 @@ pub struct SpoolReport {
     pub bytes: u64,
 }
 
+/// The version of the JSON report; keys may be added within a version,
+/// never removed or changed in meaning (docs/prune.md).
+pub const PRUNE_JSON_VERSION: u32 = 1;
+
+/// What `prune --json` prints and `--metadata-file` writes (docs/prune.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneDocument {
+    pub version: u32,
+    /// Always `"prune"`.
+    pub command: &'static str,
+    pub target: Repository,
+    pub dry_run: bool,
+    pub policy: PolicyReport,
+    /// Matching tags, newest first; unreadable ones last.
+    pub tags: Vec<TagReport>,
+    pub unmatched_tags: usize,
+    pub untagged_manifests: usize,
+    pub manifests: Vec<Digest>,
+    pub blobs: Option<BlobReport>,
+    pub spools: Option<Vec<SpoolReport>>,
+    pub notes: Vec<String>,
+    pub counts: Counts,
+    pub seconds: f64,
+    pub error: Option<String>,
+}
+
+/// How many matching tags ended each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub kept: usize,
+    pub deleted: usize,
+    pub would_delete: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
 pub struct PruneReport {
     pub target: RepoTarget,
     pub dry_run: bool,
@@ -106,30 +143,32 @@ impl PruneReport {
         self.tags.iter().filter(|t| t.action == action).count()
     }
 
-    /// The report as `--json` and `--metadata-file` give it (docs/prune.md).
-    pub fn to_json(&self, seconds: f64) -> Value {
-        json!({
-            "command": "prune",
-            "target": target_json(&self.target),
-            "dry_run": self.dry_run,
-            "policy": self.policy.json(self.blobs_only),
-            "tags": self.tags,
-            "unmatched_tags": self.unmatched,
-            "untagged_manifests": self.untagged,
-            "manifests": self.manifests,
-            "blobs": self.blobs,
-            "spools": self.spools,
-            "notes": self.notes,
-            "counts": {
-                "kept": self.count(Action::Kept),
-                "deleted": self.count(Action::Deleted),
-                "would_delete": self.count(Action::WouldDelete),
-                "skipped": self.count(Action::Skipped),
-                "failed": self.count(Action::Failed),
+    /// The report as `--json` prints it and `--metadata-file` writes it
+    /// (docs/prune.md); `seconds` is how long prune ran.
+    pub fn document(&self, seconds: f64) -> PruneDocument {
+        PruneDocument {
+            version: PRUNE_JSON_VERSION,
+            command: "prune",
+            target: Repository::of(&self.target),
+            dry_run: self.dry_run,
+            policy: self.policy.report(self.blobs_only),
+            tags: self.tags.clone(),
+            unmatched_tags: self.unmatched,
+            untagged_manifests: self.untagged,
+            manifests: self.manifests.clone(),
+            blobs: self.blobs.clone(),
+            spools: self.spools.clone(),
+            notes: self.notes.clone(),
+            counts: Counts {
+                kept: self.count(Action::Kept),
+                deleted: self.count(Action::Deleted),
+                would_delete: self.count(Action::WouldDelete),
+                skipped: self.count(Action::Skipped),
+                failed: self.count(Action::Failed),
             },
-            "seconds": seconds,
-            "error": self.error,
-        })
+            seconds,
+            error: self.error.clone(),
+        }
     }
 
     /// The table on stdout: one row per matching tag.
@@ -319,20 +358,97 @@ pub fn human_age(seconds: u64) -> String {
     }
 }
 
-fn target_json(target: &RepoTarget) -> Value {
-    match target {
-        RepoTarget::Registry { repository, .. } => {
-            json!({"type": "registry", "ref": repository.name()})
-        }
-        RepoTarget::Local { dir } => {
-            json!({"type": "local", "dir": dir.to_string_lossy()})
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn local_report() -> PruneReport {
+        PruneReport {
+            target: RepoTarget::Local {
+                dir: "/cache/app".into(),
+            },
+            dry_run: true,
+            blobs_only: false,
+            policy: Policy {
+                keep: Some(2),
+                older_than: Some(std::time::Duration::from_secs(7 * 86_400)),
+                older_than_text: Some("7d".into()),
+                tags: vec!["cache-*".into()],
+                exclude: vec!["cache-main".into()],
+            },
+            tags: vec![TagReport {
+                tag: "cache-1".into(),
+                digest: Some(Digest::of(b"m")),
+                created_at: Some("2026-01-01T00:00:00Z".into()),
+                age_seconds: Some(9 * 86_400),
+                action: Action::WouldDelete,
+                reason: "older than 7d".into(),
+            }],
+            unmatched: 1,
+            untagged: 0,
+            manifests: Vec::new(),
+            blobs: Some(BlobReport::default()),
+            spools: Some(Vec::new()),
+            notes: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The keys of the JSON report, as docs/prune.md's table lists them.
+    fn documented_keys() -> Vec<String> {
+        let doc = include_str!("../../../docs/prune.md");
+        let table = doc
+            .split("## The JSON report")
+            .nth(1)
+            .expect("docs/prune.md has a JSON report section");
+        table
+            .lines()
+            .skip_while(|line| !line.starts_with("| key"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .filter_map(|line| line.split('`').nth(1).map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn the_json_report_has_the_documented_keys_and_a_version() {
+        let value = serde_json::to_value(local_report().document(1.5)).unwrap();
+        let object = value.as_object().expect("an object");
+        let mut keys: Vec<String> = object.keys().cloned().collect();
+        let mut documented = documented_keys();
+        keys.sort();
+        documented.sort();
+        assert_eq!(keys, documented);
+        assert_eq!(value["version"], PRUNE_JSON_VERSION);
+        assert_eq!(value["version"], 1);
+        assert_eq!(value["command"], "prune");
+        assert_eq!(
+            value["target"],
+            serde_json::json!({"type": "local", "dir": "/cache/app"})
+        );
+        assert_eq!(
+            value["policy"],
+            serde_json::json!({
+                "keep": 2,
+                "older_than": "7d",
+                "older_than_seconds": 7 * 86_400,
+                "tags": ["cache-*"],
+                "exclude": ["cache-main"],
+                "blobs_only": false,
+            })
+        );
+        assert_eq!(
+            value["counts"],
+            serde_json::json!({
+                "kept": 0, "deleted": 0, "would_delete": 1, "skipped": 0, "failed": 0,
+            })
+        );
+        assert_eq!(value["tags"][0]["action"], "would-delete");
+        assert_eq!(value["tags"][0]["age_seconds"], 9 * 86_400);
+        assert_eq!(value["unmatched_tags"], 1);
+        assert_eq!(value["seconds"], 1.5);
+        assert!(value["error"].is_null());
+    }
 
     #[test]
     fn ages_read_as_people_write_them() {

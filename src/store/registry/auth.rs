@@ -17,7 +17,7 @@ use reqwest::{Client, Method, StatusCode, Url};
 use serde::Deserialize;
 
 use super::clock::{Clock, SystemClock};
-use super::credentials::{self, Credentials, Lookup};
+use super::credentials::{self, Credentials, CredentialsError, Lookup};
 use super::error::{RegistryError, display_url};
 use super::retry::{RetryPolicy, is_retryable_status, retry_after};
 
@@ -236,7 +236,9 @@ struct CachedToken {
 pub struct AuthState {
     host: String,
     plain_http: bool,
-    credentials: tokio::sync::OnceCell<Result<Lookup, String>>,
+    /// The lookup, done once; its error is kept whole (it names the file
+    /// and carries the hint) and turned into a [`RegistryError`] per use.
+    credentials: tokio::sync::OnceCell<Result<Lookup, CredentialsError>>,
     challenge: Mutex<Option<Challenge>>,
     tokens: Mutex<Vec<CachedToken>>,
     /// Serialises token fetches so that parallel transfers hitting the
@@ -281,9 +283,7 @@ impl AuthState {
             .credentials
             .get_or_init(|| async move { credentials::lookup(&host).await })
             .await;
-        result
-            .as_ref()
-            .map_err(|why| RegistryError::credentials(why.clone()))
+        result.as_ref().map_err(RegistryError::from)
     }
 
     async fn credentials(&self) -> Result<Option<Credentials>, RegistryError> {

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::auth::{AuthState, Scopes};
 use super::error::{RegistryError, display_url};
 use super::retry::{RetryPolicy, is_retryable_status, retry_after};
-use super::transport::{self, Transport};
+use super::transport::{self, Transport, TransportError};
 use crate::layer::growing::{Ending, GrowingBlob};
 
 /// How many redirects a request may follow.
@@ -140,7 +140,7 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
-    pub fn new(host: &str, transport: Transport) -> Result<RegistryClient, String> {
+    pub fn new(host: &str, transport: Transport) -> Result<RegistryClient, TransportError> {
         // Checked now so that a bad host fails before any I/O.
         transport::base_url(host, false)?;
         Ok(RegistryClient {
@@ -153,7 +153,7 @@ impl RegistryClient {
     }
 
     fn http(&self) -> Result<&'static reqwest::Client, RegistryError> {
-        transport::http_client(self.transport.skip_verify).map_err(RegistryError::protocol)
+        Ok(transport::http_client(self.transport.skip_verify)?)
     }
 
     /// The registry's base URL. HTTPS, unless plain HTTP is allowed and the
@@ -165,11 +165,11 @@ impl RegistryClient {
     }
 
     async fn settle_base(&self) -> Result<Url, RegistryError> {
-        let https = transport::base_url(&self.host, false).map_err(RegistryError::protocol)?;
+        let https = transport::base_url(&self.host, false)?;
         if !self.transport.allow_plain_http {
             return Ok(https);
         }
-        let plain = transport::base_url(&self.host, true).map_err(RegistryError::protocol)?;
+        let plain = transport::base_url(&self.host, true)?;
         let http = self.http()?;
         let timeout = if super::auth::is_loopback_host(transport::host_without_port(&self.host)) {
             LOOPBACK_PROBE_TIMEOUT

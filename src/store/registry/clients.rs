@@ -39,7 +39,7 @@ impl RegistryClients {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client = Arc::new(RegistryClient::new(host, transport).map_err(StoreError::Invalid)?);
+        let client = Arc::new(RegistryClient::new(host, transport)?);
         clients.insert(key, client.clone());
         Ok(client)
     }

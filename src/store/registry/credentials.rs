@@ -6,6 +6,7 @@
 //! redacted, and errors name the file or helper, never what it returned.
 
 use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -68,6 +69,167 @@ pub struct Lookup {
     pub searched: String,
 }
 
+/// Why credentials could not be looked up. Never holds a secret: a
+/// malformed file is described by where it breaks, not by serde's text,
+/// which can quote the value it choked on.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// The docker config exists but cannot be read.
+    #[error("cannot read the docker config {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The docker config is not the JSON object docker writes.
+    #[error(
+        "{} is not a valid docker config: {} at line {line}, column {column}",
+        path.display(),
+        problem_words(*problem)
+    )]
+    Malformed {
+        path: PathBuf,
+        problem: serde_json::error::Category,
+        line: usize,
+        column: usize,
+    },
+    /// An `auths` entry for the registry cannot be decoded.
+    #[error("{}: auths[{key:?}]: {problem}", path.display())]
+    BadEntry {
+        path: PathBuf,
+        key: String,
+        problem: EntryProblem,
+    },
+    /// The credential helper the config names for the registry failed.
+    #[error("{source}")]
+    Helper {
+        path: PathBuf,
+        /// `credHelpers` or `credsStore`: where the config names it.
+        from: &'static str,
+        /// What the helper was asked for (its stdin).
+        server: String,
+        #[source]
+        source: HelperError,
+    },
+}
+
+fn problem_words(problem: serde_json::error::Category) -> &'static str {
+    use serde_json::error::Category;
+    match problem {
+        Category::Syntax => "not JSON",
+        Category::Eof => "the JSON ends early",
+        Category::Data => "a key holds the wrong kind of value",
+        Category::Io => "a read error",
+    }
+}
+
+impl CredentialsError {
+    /// The file itself could not be read (a local I/O failure), as opposed
+    /// to credentials that are there but unusable.
+    pub fn is_unreadable_file(&self) -> bool {
+        matches!(self, CredentialsError::Unreadable { .. })
+    }
+
+    /// What to fix, naming the file or the helper.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            CredentialsError::Unreadable { path, .. } => format!(
+                "make {} readable, or point DOCKER_CONFIG at a directory with a readable \
+                 config.json",
+                path.display()
+            ),
+            CredentialsError::Malformed { path, .. } => format!(
+                "fix {} (a JSON object with \"auths\", \"credsStore\" or \"credHelpers\", \
+                 as `docker login` writes it), or move it away to pull and push anonymously",
+                path.display()
+            ),
+            CredentialsError::BadEntry { path, key, .. } => format!(
+                "log in again (`docker login {}`) to rewrite the entry, or remove \
+                 auths[{key:?}] from {}",
+                key_host(key),
+                path.display()
+            ),
+            CredentialsError::Helper {
+                path,
+                from,
+                server,
+                source,
+            } => match source {
+                HelperError::Spawn { program, source }
+                    if source.kind() == io::ErrorKind::NotFound =>
+                {
+                    format!(
+                        "install {program} on PATH, or remove it from \"{from}\" in {}",
+                        path.display()
+                    )
+                }
+                HelperError::Spawn { .. } => return None,
+                HelperError::TimedOut { program, .. } => format!(
+                    "{program} may be waiting for a prompt nobody sees (a locked keychain): \
+                     unlock it, or remove it from \"{from}\" in {}",
+                    path.display()
+                ),
+                HelperError::Failed { program, .. } | HelperError::Wait { program, .. } => {
+                    format!(
+                        "run `echo {server} | {program} get` to see what it says, or remove it \
+                         from \"{from}\" in {}",
+                        path.display()
+                    )
+                }
+                HelperError::BadAnswer { program } => format!(
+                    "{program} does not answer as docker's credential helpers do; remove it \
+                     from \"{from}\" in {}",
+                    path.display()
+                ),
+            },
+        })
+    }
+}
+
+/// The host an `auths` key names (`https://r.io/v2/` → `r.io`).
+fn key_host(key: &str) -> &str {
+    let stripped = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    stripped.split('/').next().unwrap_or(stripped)
+}
+
+/// What is wrong with an `auths` entry's `auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EntryProblem {
+    #[error("\"auth\" is not base64")]
+    NotBase64,
+    #[error("\"auth\" is not UTF-8 text")]
+    NotUtf8,
+    #[error("\"auth\" does not decode to user:password")]
+    NoColon,
+}
+
+/// A credential helper that did not give an answer. Only its first line
+/// of complaint is kept, never what it printed on success.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    #[error("cannot run credential helper {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("credential helper {program} did not answer within {seconds}s")]
+    TimedOut { program: String, seconds: u64 },
+    #[error("credential helper {program} failed: {source}")]
+    Wait {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("credential helper {program} failed: {said}")]
+    Failed { program: String, said: String },
+    #[error("credential helper {program} printed something other than its JSON answer")]
+    BadAnswer { program: String },
+}
+
 #[derive(Deserialize, Default)]
 struct ConfigFile {
     #[serde(default)]
@@ -100,7 +262,7 @@ pub fn server_address(host: &str) -> &str {
 
 /// Looks up the credentials for `host` (a registry as written in a
 /// reference: `ghcr.io`, `localhost:5000`, `docker.io`).
-pub async fn lookup(host: &str) -> Result<Lookup, String> {
+pub async fn lookup(host: &str) -> Result<Lookup, CredentialsError> {
     let Some(path) = config_path() else {
         return Ok(Lookup {
             found: None,
@@ -115,10 +277,15 @@ pub async fn lookup(host: &str) -> Result<Lookup, String> {
                 searched: format!("{} does not exist", path.display()),
             });
         }
-        Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
+        Err(source) => return Err(CredentialsError::Unreadable { path, source }),
     };
-    let config: ConfigFile = serde_json::from_slice(&bytes)
-        .map_err(|err| format!("{} is not a valid docker config: {err}", path.display()))?;
+    let config: ConfigFile =
+        serde_json::from_slice(&bytes).map_err(|err| CredentialsError::Malformed {
+            path: path.clone(),
+            problem: err.classify(),
+            line: err.line(),
+            column: err.column(),
+        })?;
     lookup_in(&config, &path, host, &|helper, server| {
         Box::pin(run_helper(helper.to_string(), server.to_string()))
     })
@@ -126,7 +293,7 @@ pub async fn lookup(host: &str) -> Result<Lookup, String> {
 }
 
 type HelperFuture<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Option<Credentials>, String>> + Send + 'a>,
+    Box<dyn std::future::Future<Output = Result<Option<Credentials>, HelperError>> + Send + 'a>,
 >;
 
 /// The lookup order docker uses: `credHelpers[host]`, then `credsStore`,
@@ -137,7 +304,7 @@ async fn lookup_in(
     path: &Path,
     host: &str,
     run: &(dyn for<'a> Fn(&'a str, &'a str) -> HelperFuture<'a> + Sync),
-) -> Result<Lookup, String> {
+) -> Result<Lookup, CredentialsError> {
     let server = server_address(host);
     let helper = config
         .cred_helpers
@@ -161,7 +328,14 @@ async fn lookup_in(
         });
     if let Some((name, from)) = helper {
         let program = format!("docker-credential-{name}");
-        let credentials = run(&name, server).await?;
+        let credentials = run(&name, server)
+            .await
+            .map_err(|source| CredentialsError::Helper {
+                path: path.to_path_buf(),
+                from,
+                server: server.to_string(),
+                source,
+            })?;
         return Ok(Lookup {
             found: credentials.map(|credentials| Found {
                 credentials,
@@ -176,7 +350,11 @@ async fn lookup_in(
     let entry = auth_entry(&config.auths, host, server);
     let found = match entry {
         Some((key, value)) => parse_auth_entry(value)
-            .map_err(|why| format!("{}: auths[{key:?}]: {why}", path.display()))?
+            .map_err(|problem| CredentialsError::BadEntry {
+                path: path.to_path_buf(),
+                key: key.clone(),
+                problem,
+            })?
             .map(|credentials| Found {
                 credentials,
                 source: format!("auths[{key:?}] in {}", path.display()),
@@ -239,7 +417,7 @@ fn non_empty(value: &Value, field: &str) -> Option<String> {
 /// One `auths` entry: `identitytoken` wins (docker exchanges it for a
 /// token), then `registrytoken`, then `auth` (base64 `user:password`), then
 /// `username`/`password`. `{}` (docker's marker beside a credsStore) is none.
-fn parse_auth_entry(value: &Value) -> Result<Option<Credentials>, String> {
+fn parse_auth_entry(value: &Value) -> Result<Option<Credentials>, EntryProblem> {
     if let Some(token) = non_empty(value, "identitytoken") {
         return Ok(Some(Credentials::IdentityToken(token)));
     }
@@ -249,12 +427,9 @@ fn parse_auth_entry(value: &Value) -> Result<Option<Credentials>, String> {
     if let Some(auth) = non_empty(value, "auth") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
-            .map_err(|_| "\"auth\" is not base64".to_string())?;
-        let decoded =
-            String::from_utf8(decoded).map_err(|_| "\"auth\" is not UTF-8 text".to_string())?;
-        let (username, password) = decoded
-            .split_once(':')
-            .ok_or_else(|| "\"auth\" does not decode to user:password".to_string())?;
+            .map_err(|_| EntryProblem::NotBase64)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| EntryProblem::NotUtf8)?;
+        let (username, password) = decoded.split_once(':').ok_or(EntryProblem::NoColon)?;
         return Ok(Some(Credentials::Basic {
             username: username.to_string(),
             password: password.to_string(),
@@ -275,7 +450,7 @@ struct HelperOutput {
 }
 
 /// Runs `docker-credential-NAME get` with the server address on stdin.
-async fn run_helper(name: String, server: String) -> Result<Option<Credentials>, String> {
+async fn run_helper(name: String, server: String) -> Result<Option<Credentials>, HelperError> {
     let program = format!("docker-credential-{name}");
     let mut child = tokio::process::Command::new(&program)
         .arg("get")
@@ -284,7 +459,10 @@ async fn run_helper(name: String, server: String) -> Result<Option<Credentials>,
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|err| format!("cannot run credential helper {program}: {err}"))?;
+        .map_err(|source| HelperError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         // A helper that exits without reading stdin is fine.
         let _ = stdin.write_all(server.as_bytes()).await;
@@ -292,13 +470,14 @@ async fn run_helper(name: String, server: String) -> Result<Option<Credentials>,
     }
     let output = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
         .await
-        .map_err(|_| {
-            format!(
-                "credential helper {program} did not answer within {}s",
-                HELPER_TIMEOUT.as_secs()
-            )
+        .map_err(|_| HelperError::TimedOut {
+            program: program.clone(),
+            seconds: HELPER_TIMEOUT.as_secs(),
         })?
-        .map_err(|err| format!("credential helper {program} failed: {err}"))?;
+        .map_err(|source| HelperError::Wait {
+            program: program.clone(),
+            source,
+        })?;
     parse_helper_output(
         &program,
         output.status.success(),
@@ -312,7 +491,7 @@ fn parse_helper_output(
     success: bool,
     stdout: &[u8],
     stderr: &[u8],
-) -> Result<Option<Credentials>, String> {
+) -> Result<Option<Credentials>, HelperError> {
     if !success {
         let said = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_string();
         let (out, err) = (said(stdout), said(stderr));
@@ -326,11 +505,15 @@ fn parse_helper_output(
             .find(|s| !s.is_empty())
             .and_then(|s| s.lines().next().map(str::to_string))
             .unwrap_or_else(|| "no output".into());
-        return Err(format!("credential helper {program} failed: {line}"));
+        return Err(HelperError::Failed {
+            program: program.to_string(),
+            said: line,
+        });
     }
-    let parsed: HelperOutput = serde_json::from_slice(stdout).map_err(|_| {
-        format!("credential helper {program} printed something other than its JSON answer")
-    })?;
+    let parsed: HelperOutput =
+        serde_json::from_slice(stdout).map_err(|_| HelperError::BadAnswer {
+            program: program.to_string(),
+        })?;
     if parsed.secret.is_empty() {
         return Ok(None);
     }
@@ -363,7 +546,7 @@ mod tests {
     }
 
     /// Looks up with a fake helper runner that answers by helper name.
-    fn lookup_with(json: &str, host: &str) -> Result<Lookup, String> {
+    fn lookup_with(json: &str, host: &str) -> Result<Lookup, CredentialsError> {
         let config = config(json);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -379,9 +562,10 @@ mod tests {
                         password: "pw".into(),
                     })),
                     "empty" => Ok(None),
-                    _ => Err(format!(
-                        "cannot run credential helper docker-credential-{helper}"
-                    )),
+                    _ => Err(HelperError::Spawn {
+                        program: format!("docker-credential-{helper}"),
+                        source: io::Error::from(io::ErrorKind::NotFound),
+                    }),
                 };
                 Box::pin(async move { answer })
             },
@@ -466,15 +650,25 @@ mod tests {
         assert_eq!(found(r#"{}"#, "r.io"), None);
         let bad = lookup_with(r#"{"auths":{"r.io":{"auth":"!!!"}}}"#, "r.io").unwrap_err();
         assert!(
-            bad.contains("auths[\"r.io\"]") && bad.contains("base64"),
-            "{bad}"
+            matches!(&bad, CredentialsError::BadEntry { key, problem: EntryProblem::NotBase64, .. } if key == "r.io"),
+            "{bad:?}"
+        );
+        let text = bad.to_string();
+        assert!(
+            text.contains("auths[\"r.io\"]") && text.contains("base64"),
+            "{text}"
+        );
+        let hint = bad.hint().expect("a hint");
+        assert!(
+            hint.contains("docker login r.io") && hint.contains("/cfg/config.json"),
+            "{hint}"
         );
         let no_colon = lookup_with(
             &format!(r#"{{"auths":{{"r.io":{{"auth":"{}"}}}}}}"#, b64("nocolon")),
             "r.io",
         )
         .unwrap_err();
-        assert!(no_colon.contains("user:password"), "{no_colon}");
+        assert!(no_colon.to_string().contains("user:password"), "{no_colon}");
     }
 
     #[test]
@@ -498,17 +692,29 @@ mod tests {
         );
         // A helper that cannot run is an error naming it.
         let err = lookup_with(r#"{"credsStore":"missing"}"#, "r.io").unwrap_err();
-        assert!(err.contains("docker-credential-missing"), "{err}");
+        assert!(
+            err.to_string().contains("docker-credential-missing"),
+            "{err}"
+        );
+        let hint = err.hint().expect("a hint");
+        assert!(
+            hint.contains("install docker-credential-missing")
+                && hint.contains("\"credsStore\" in /cfg/config.json"),
+            "{hint}"
+        );
     }
 
     #[test]
     fn helper_answers() {
         let ok = br#"{"ServerURL":"r.io","Username":"u","Secret":"s"}"#;
-        assert_eq!(parse_helper_output("h", true, ok, b""), Ok(basic("u", "s")));
+        assert_eq!(
+            parse_helper_output("h", true, ok, b"").unwrap(),
+            basic("u", "s")
+        );
         let token = br#"{"ServerURL":"r.io","Username":"<token>","Secret":"refresh"}"#;
         assert_eq!(
-            parse_helper_output("h", true, token, b""),
-            Ok(Some(Credentials::IdentityToken("refresh".into())))
+            parse_helper_output("h", true, token, b"").unwrap(),
+            Some(Credentials::IdentityToken("refresh".into()))
         );
         assert_eq!(
             parse_helper_output(
@@ -516,13 +722,44 @@ mod tests {
                 false,
                 b"credentials not found in native keychain\n",
                 b""
-            ),
-            Ok(None)
+            )
+            .unwrap(),
+            None
         );
         let err = parse_helper_output("h", false, b"", b"keychain locked\nmore").unwrap_err();
-        assert_eq!(err, "credential helper h failed: keychain locked");
+        assert_eq!(
+            err.to_string(),
+            "credential helper h failed: keychain locked"
+        );
         let garbage = parse_helper_output("h", true, b"u s", b"").unwrap_err();
-        assert!(!garbage.contains("u s"), "{garbage}");
+        assert!(
+            matches!(garbage, HelperError::BadAnswer { .. }),
+            "{garbage:?}"
+        );
+        assert!(!garbage.to_string().contains("u s"), "{garbage}");
+    }
+
+    #[test]
+    fn a_malformed_config_is_described_without_quoting_it() {
+        // (No unwrap_err: ConfigFile has no Debug, it may hold secrets.)
+        let err = serde_json::from_str::<ConfigFile>(r#"{"auths": "hunter2"}"#)
+            .err()
+            .expect("a string is no map");
+        let err = CredentialsError::Malformed {
+            path: PathBuf::from("/cfg/config.json"),
+            problem: err.classify(),
+            line: err.line(),
+            column: err.column(),
+        };
+        let text = err.to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert_eq!(
+            text,
+            "/cfg/config.json is not a valid docker config: a key holds the wrong kind of \
+             value at line 1, column 19"
+        );
+        assert!(err.hint().unwrap().contains("fix /cfg/config.json"));
+        assert!(!err.is_unreadable_file());
     }
 
     #[test]

@@ -8,6 +8,8 @@ use reqwest::{Method, Response, StatusCode, Url};
 use serde::Deserialize;
 
 use super::super::{StoreError, StoreErrorKind};
+use super::credentials::CredentialsError;
+use super::transport::TransportError;
 
 /// Error bodies are read up to this size; the rest is not worth holding.
 const MAX_ERROR_BODY: usize = 64 << 10;
@@ -22,6 +24,11 @@ pub enum ErrorKind {
     Protocol,
     /// Credentials could not be found, read or used.
     Credentials,
+    /// The docker config could not be read from disk.
+    LocalFile,
+    /// Nothing could be sent: the host makes no URL, or the HTTP client
+    /// could not be built. Never worth a retry.
+    Setup,
 }
 
 /// Why a request got no answer, as far as the error chain tells.
@@ -103,6 +110,9 @@ pub struct RegistryError {
     /// Distribution's error codes (`MANIFEST_UNKNOWN`, `DENIED`…), if any.
     pub codes: Vec<String>,
     pub message: String,
+    /// What the user can do, when the error knows better than its kind
+    /// (a broken docker config names the file to fix).
+    pub hint: Option<String>,
 }
 
 impl fmt::Display for RegistryError {
@@ -130,7 +140,7 @@ impl RegistryError {
         };
         let host = location.map(|l| l.split('/').next().unwrap_or(l).to_string());
         let host = host.as_deref().unwrap_or("the registry");
-        let (kind, hint) = match self.kind {
+        let (kind, default_hint) = match self.kind {
             ErrorKind::Transport(Reach::Tls) => (
                 StoreErrorKind::Tls,
                 Some(format!(
@@ -157,6 +167,8 @@ impl RegistryError {
             ),
             ErrorKind::Transport(Reach::Broken) => (StoreErrorKind::Unreachable, None),
             ErrorKind::Credentials => (StoreErrorKind::Unauthorized, None),
+            ErrorKind::LocalFile => (StoreErrorKind::LocalIo, None),
+            ErrorKind::Setup => (StoreErrorKind::Unreachable, None),
             ErrorKind::Status(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => (
                 StoreErrorKind::Unauthorized,
                 Some(format!(
@@ -171,7 +183,39 @@ impl RegistryError {
         StoreError::Remote {
             kind,
             message,
-            hint,
+            hint: self.hint.or(default_hint),
+        }
+    }
+}
+
+impl From<TransportError> for RegistryError {
+    fn from(err: TransportError) -> RegistryError {
+        RegistryError {
+            kind: ErrorKind::Setup,
+            codes: Vec::new(),
+            message: err.to_string(),
+            hint: err.hint(),
+        }
+    }
+}
+
+impl From<TransportError> for StoreError {
+    fn from(err: TransportError) -> StoreError {
+        RegistryError::from(err).into_store_error(None)
+    }
+}
+
+impl From<&CredentialsError> for RegistryError {
+    fn from(err: &CredentialsError) -> RegistryError {
+        RegistryError {
+            kind: if err.is_unreadable_file() {
+                ErrorKind::LocalFile
+            } else {
+                ErrorKind::Credentials
+            },
+            codes: Vec::new(),
+            message: err.to_string(),
+            hint: err.hint(),
         }
     }
 }
@@ -198,14 +242,7 @@ impl RegistryError {
             kind: ErrorKind::Protocol,
             codes: Vec::new(),
             message: message.into(),
-        }
-    }
-
-    pub fn credentials(message: impl Into<String>) -> RegistryError {
-        RegistryError {
-            kind: ErrorKind::Credentials,
-            codes: Vec::new(),
-            message: message.into(),
+            hint: None,
         }
     }
 
@@ -242,6 +279,7 @@ impl RegistryError {
             kind: ErrorKind::Transport(reach),
             codes: Vec::new(),
             message: format!("{method} {}: {text}", display_url(url)),
+            hint: None,
         }
     }
 
@@ -251,6 +289,7 @@ impl RegistryError {
             kind: ErrorKind::Transport(Reach::TimedOut),
             codes: Vec::new(),
             message: format!("{method} {}: {text}", display_url(url)),
+            hint: None,
         }
     }
 
@@ -316,6 +355,7 @@ impl RegistryError {
             kind: ErrorKind::Status(status),
             codes,
             message,
+            hint: None,
         }
     }
 
@@ -494,6 +534,43 @@ mod tests {
             403,
             br#"{"errors":[{"code":"DENIED","message":"x"}]}"#
         ));
+    }
+
+    #[test]
+    fn setup_and_credentials_errors_keep_their_hints_and_map_to_their_kinds() {
+        use super::super::credentials::EntryProblem;
+        use std::path::PathBuf;
+
+        let bad_host = super::super::transport::base_url("999.999.999.999", false).unwrap_err();
+        let err = RegistryError::from(bad_host);
+        assert!(!err.is_transient(), "a bad address is never retried");
+        let store = err.into_store_error(Some("999.999.999.999/app:cache"));
+        assert_eq!(store.kind(), StoreErrorKind::Unreachable);
+        assert!(store.hint().unwrap().contains("999.999.999.999"));
+
+        let unreadable = CredentialsError::Unreadable {
+            path: PathBuf::from("/cfg/config.json"),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        let store = RegistryError::from(&unreadable).into_store_error(None);
+        assert_eq!(store.kind(), StoreErrorKind::LocalIo);
+        assert!(store.hint().unwrap().contains("/cfg/config.json"));
+
+        let entry = CredentialsError::BadEntry {
+            path: PathBuf::from("/cfg/config.json"),
+            key: "https://r.io/v1/".into(),
+            problem: EntryProblem::NoColon,
+        };
+        let err = RegistryError::from(&entry);
+        assert!(!err.is_transient());
+        let store = err.into_store_error(Some("r.io/app:cache"));
+        assert_eq!(store.kind(), StoreErrorKind::Unauthorized);
+        // The entry's own hint, not the generic one of its kind.
+        assert!(
+            store.hint().unwrap().contains("`docker login r.io`"),
+            "{:?}",
+            store.hint()
+        );
     }
 
     #[test]

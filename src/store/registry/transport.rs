@@ -3,7 +3,7 @@
 //! one HTTP client of the process (system roots plus `SSL_CERT_FILE`).
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::{Certificate, Client, Url};
@@ -23,6 +23,42 @@ const SYSTEM_BUNDLES: [&str; 5] = [
     "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
     "/etc/ssl/cert.pem",
 ];
+
+/// What [`Url::parse`] fails with (the `url` crate's `ParseError`, named
+/// through reqwest, which does not re-export it).
+pub type UrlError = <Url as std::str::FromStr>::Err;
+
+/// Why nothing can be sent to a registry: found before any request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    /// The host as written in the ref makes no URL: `999.999.999.999`
+    /// passes as a name but is read as an IPv4 address, and is none.
+    #[error("{host} is not a usable registry address: {source}")]
+    BadAddress {
+        host: String,
+        #[source]
+        source: UrlError,
+    },
+    /// The process's HTTP client could not be built (its TLS setup).
+    #[error("cannot set up the HTTP client: {source}")]
+    Client {
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
+}
+
+impl TransportError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            TransportError::BadAddress { host, .. } => Some(format!(
+                "check the registry host {host} in the ref: a DNS name, an IPv4 address or \
+                 [IPv6], then :PORT if any"
+            )),
+            TransportError::Client { .. } => None,
+        }
+    }
+}
 
 /// How to reach one registry host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,23 +119,25 @@ pub fn host_without_port(host: &str) -> &str {
 }
 
 /// The base URL of a registry's API (`…/` with `v2/…` joined onto it).
-pub fn base_url(host: &str, plain_http: bool) -> Result<Url, String> {
+pub fn base_url(host: &str, plain_http: bool) -> Result<Url, TransportError> {
     let endpoint = if host == DOCKER_HUB {
         DOCKER_HUB_ENDPOINT
     } else {
         host
     };
     let scheme = if plain_http { "http" } else { "https" };
-    Url::parse(&format!("{scheme}://{endpoint}/"))
-        .map_err(|err| format!("{host} is not a usable registry address: {err}"))
+    Url::parse(&format!("{scheme}://{endpoint}/")).map_err(|source| TransportError::BadAddress {
+        host: host.to_string(),
+        source,
+    })
 }
 
 /// The process's HTTP client, built on first use: one that verifies
 /// certificates and one that does not (for insecure registries). Each
 /// serves every registry: it pools connections per host by itself.
-pub fn http_client(skip_verify: bool) -> Result<&'static Client, String> {
-    static VERIFYING: OnceLock<Result<Client, String>> = OnceLock::new();
-    static TRUSTING: OnceLock<Result<Client, String>> = OnceLock::new();
+pub fn http_client(skip_verify: bool) -> Result<&'static Client, TransportError> {
+    static VERIFYING: OnceLock<Result<Client, TransportError>> = OnceLock::new();
+    static TRUSTING: OnceLock<Result<Client, TransportError>> = OnceLock::new();
     let cell = if skip_verify { &TRUSTING } else { &VERIFYING };
     cell.get_or_init(|| build_client(skip_verify))
         .as_ref()
@@ -118,7 +156,7 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn build_client(skip_verify: bool) -> Result<Client, String> {
+fn build_client(skip_verify: bool) -> Result<Client, TransportError> {
     install_crypto_provider();
     let builder = Client::builder()
         .user_agent(concat!("regcache/", env!("CARGO_PKG_VERSION")))
@@ -136,9 +174,9 @@ fn build_client(skip_verify: bool) -> Result<Client, String> {
     } else {
         builder.tls_certs_merge(extra_roots())
     };
-    builder
-        .build()
-        .map_err(|err| format!("cannot set up the HTTP client: {err}"))
+    builder.build().map_err(|err| TransportError::Client {
+        source: Arc::new(err),
+    })
 }
 
 /// Certificates to trust beside the platform's: those in `SSL_CERT_FILE`,
@@ -285,6 +323,22 @@ mod tests {
                 .as_str(),
             "http://localhost:5000/v2/a/b/manifests/t"
         );
+    }
+
+    #[test]
+    fn a_host_that_makes_no_url_is_a_typed_error_naming_it() {
+        let err = base_url("999.999.999.999:5000", false).unwrap_err();
+        assert!(
+            matches!(&err, TransportError::BadAddress { host, .. } if host == "999.999.999.999:5000"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("999.999.999.999:5000 is not a usable registry address: "),
+            "{err}"
+        );
+        let hint = err.hint().expect("a hint");
+        assert!(hint.contains("999.999.999.999:5000"), "{hint}");
     }
 
     #[test]

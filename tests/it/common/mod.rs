@@ -20,12 +20,14 @@ use assert_cmd::Command;
 use sha2::{Digest, Sha256};
 
 /// The regcache binary, run in `cwd` with a clean logging environment
-/// (and no BUILDKIT_PROGRESS from a CI runner picking the display).
+/// (and no BUILDKIT_PROGRESS from a CI runner picking the display, nor a
+/// COLUMNS from the shell wrapping its messages).
 pub fn regcache(cwd: &Path) -> Command {
     let mut cmd = Command::cargo_bin("regcache").expect("the regcache binary is built");
     cmd.current_dir(cwd)
         .env_remove("RUST_LOG")
         .env_remove("BUILDKIT_PROGRESS")
+        .env_remove("COLUMNS")
         .env("NO_COLOR", "1");
     cmd
 }
