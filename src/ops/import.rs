@@ -135,19 +135,20 @@ pub async fn load_from(store: Box<dyn CacheStore>) -> Result<LoadedCache, Import
     let label = store.describe();
     let raw = store.fetch_manifest().await?.ok_or(ImportError::NotFound)?;
     let image = CacheImage::decode(&raw)?;
-    let config_bytes = store
-        .read_small_blob(&image.config)
-        .await
-        .map_err(|e| ImportError::part("cache config")(e.into()))?;
+    // Both are named by the manifest: one round trip instead of two.
+    let (config_bytes, entries_bytes) = tokio::join!(store.read_small_blob(&image.config), async {
+        match image.entries_blob() {
+            Some(desc) => Some(store.read_small_blob(desc).await),
+            None => None,
+        }
+    });
+    let config_bytes = config_bytes.map_err(|e| ImportError::part("cache config")(e.into()))?;
     let config = CacheConfig::from_json(&config_bytes)
         .map_err(|e| ImportError::part("cache config")(e.into()))?;
-    let entries = match image.entries_blob() {
+    let entries = match entries_bytes {
         None => None,
-        Some(desc) => {
-            let bytes = store
-                .read_small_blob(desc)
-                .await
-                .map_err(|e| ImportError::part("entries list")(e.into()))?;
+        Some(bytes) => {
+            let bytes = bytes.map_err(|e| ImportError::part("entries list")(e.into()))?;
             Some(
                 EntriesBlob::from_json(&bytes)
                     .map_err(|e| ImportError::part("entries list")(e.into()))?,

@@ -751,8 +751,14 @@ mod tests {
     /// A store that takes a while per blob and records what it saw.
     #[derive(Default)]
     struct SlowStore {
+        /// Large blobs being stored, and the most at once.
         in_flight: AtomicUsize,
         max_in_flight: AtomicUsize,
+        /// The same for small ones.
+        small_in_flight: AtomicUsize,
+        max_small_in_flight: AtomicUsize,
+        /// Blobs asked about before being sent.
+        asked: AtomicUsize,
         blobs: AtomicUsize,
         fail_blob: Option<usize>,
         /// How many blobs were stored when the manifest came.
@@ -763,12 +769,20 @@ mod tests {
         followed: Mutex<Vec<(usize, Digest)>>,
     }
 
+    /// Above this, a blob counts as large (as `transfer` sorts them).
+    const LARGE: u64 = 64 * 1024;
+
     impl SlowStore {
-        async fn slow_put(&self) -> Result<(), StoreError> {
-            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        async fn slow_put(&self, size: u64) -> Result<(), StoreError> {
+            let (in_flight, max) = if size > LARGE {
+                (&self.in_flight, &self.max_in_flight)
+            } else {
+                (&self.small_in_flight, &self.max_small_in_flight)
+            };
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            max.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(30)).await;
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            in_flight.fetch_sub(1, Ordering::SeqCst);
             let n = self.blobs.fetch_add(1, Ordering::SeqCst);
             if Some(n) == self.fail_blob {
                 return Err(StoreError::Invalid("injected failure".into()));
@@ -789,22 +803,19 @@ mod tests {
             Err(StoreError::Invalid("not readable".into()))
         }
         async fn has_blob(&self, _desc: &Descriptor) -> Result<bool, StoreError> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
             Ok(false)
         }
         async fn put_blob_file(
             &self,
-            _desc: &Descriptor,
+            desc: &Descriptor,
             _file: &Path,
             _progress: &dyn BlobProgress,
         ) -> Result<(), StoreError> {
-            self.slow_put().await
+            self.slow_put(desc.size).await
         }
-        async fn put_blob_bytes(
-            &self,
-            _desc: &Descriptor,
-            _bytes: &[u8],
-        ) -> Result<(), StoreError> {
-            self.slow_put().await
+        async fn put_blob_bytes(&self, desc: &Descriptor, _bytes: &[u8]) -> Result<(), StoreError> {
+            self.slow_put(desc.size).await
         }
         async fn put_manifest(&self, _manifest: &RawManifest) -> Result<(), StoreError> {
             *self.manifest_after.lock().unwrap() = Some(self.blobs.load(Ordering::SeqCst));
@@ -835,12 +846,22 @@ mod tests {
         }
     }
 
-    /// Packs a tree of eight 4 KiB files into about eight layers.
+    /// Packs a tree of eight 80 KiB files of noise (zstd cannot shrink
+    /// them) into about eight large layers.
     async fn packed(dir: &Path) -> (PackedSet, CacheTo, SaveOptions) {
         let tree = dir.join("tree");
         std::fs::create_dir_all(&tree).unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
         for i in 0..8u8 {
-            std::fs::write(tree.join(format!("f{i}")), vec![i; 4096]).unwrap();
+            let noise: Vec<u8> = (0..80 * 1024)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            std::fs::write(tree.join(format!("f{i}")), noise).unwrap();
         }
         let spec = parse_cache_to("type=local,dest=unused", ExportDefaults::Regcache)
             .unwrap()
@@ -850,7 +871,7 @@ mod tests {
             cache_from: Vec::new(),
             paths: vec!["tree".into()],
             jobs: 3,
-            part_size: 4096,
+            part_size: 80 * 1024,
             store: StoreOptions::default(),
             progress: Arc::new(NoProgress),
             mount_sources: Vec::new(),
@@ -885,6 +906,10 @@ mod tests {
         let blobs = set.entries[0].1.layers.len() + 3;
         assert_eq!(report.uploaded_blobs, blobs);
         assert_eq!(store.max_in_flight.load(Ordering::SeqCst), options.jobs);
+        // The small ones (state list, config, entries list) go at once,
+        // without asking first whether the target has them.
+        assert_eq!(store.max_small_in_flight.load(Ordering::SeqCst), 3);
+        assert_eq!(store.asked.load(Ordering::SeqCst), blobs - 3);
         assert_eq!(*store.manifest_after.lock().unwrap(), Some(blobs));
     }
 

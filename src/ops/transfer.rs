@@ -260,11 +260,16 @@ pub(crate) async fn place_all(
     let uploads = uploads.into_iter().map(|(upload, _)| upload);
     // The blobs are distinct, so their order does not matter; a failure
     // drops the uploads still running and the manifest is never written.
-    let mut outcomes: Vec<Uploaded> = stream::iter(uploads)
-        .map(|upload| async move { upload_one(store, &upload, placement, progress).await })
-        .buffer_unordered(jobs.max(1))
-        .try_collect()
-        .await?;
+    // Small blobs (a config, an entries list) cost round trips, not
+    // bandwidth: they go all at once beside the large ones, whose number
+    // `jobs` bounds.
+    let (small, large): (Vec<_>, Vec<_>) = uploads.partition(|u| u.desc.size <= SMALL_BLOB);
+    let (mut outcomes, small) = futures_util::future::try_join(
+        send_all(store, large, placement, progress, jobs.max(1)),
+        send_all(store, small, placement, progress, SMALL_AT_ONCE),
+    )
+    .await?;
+    outcomes.extend(small);
     outcomes.extend(done);
     for outcome in outcomes {
         match outcome {
@@ -297,6 +302,27 @@ pub(crate) async fn place_all(
     Ok(())
 }
 
+/// Sends `uploads`, `at_once` at a time; the first failure drops the rest.
+async fn send_all(
+    store: &dyn CacheStore,
+    uploads: Vec<Upload<'_>>,
+    placement: &Placement,
+    progress: &dyn Progress,
+    at_once: usize,
+) -> Result<Vec<Uploaded>, OpsError> {
+    stream::iter(uploads)
+        .map(|upload| async move { upload_one(store, &upload, placement, progress).await })
+        .buffer_unordered(at_once)
+        .try_collect()
+        .await
+}
+
+/// Blobs this small are sent without asking first whether the target has
+/// them: the question costs the round trip the answer would save.
+const SMALL_BLOB: u64 = 64 * 1024;
+/// Small blobs sent at once.
+const SMALL_AT_ONCE: usize = 8;
+
 /// Sends one blob unless the target has it already.
 async fn upload_one(
     store: &dyn CacheStore,
@@ -307,7 +333,10 @@ async fn upload_one(
     let blob = progress.blob(&upload.label, upload.desc.size);
     let result = async {
         let digest = &upload.desc.digest;
-        if placement.known.contains(digest) || store.has_blob(&upload.desc).await? {
+        if placement.known.contains(digest) {
+            return Ok(Uploaded::Reused);
+        }
+        if upload.desc.size > SMALL_BLOB && store.has_blob(&upload.desc).await? {
             return Ok(Uploaded::Reused);
         }
         for source in placement

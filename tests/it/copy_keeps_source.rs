@@ -212,7 +212,24 @@ fn a_merge_takes_the_richer_and_says_so() {
     let max = inspect(cwd, &local(&fixture("local-max-zstd")));
     assert_eq!(report["results"], max["results"]);
 
+    // Blobs go several at once, so their lines come in the order they
+    // finish: sorted here, the rest kept in place.
     let stderr = String::from_utf8(output.stderr).unwrap();
+    let is_transfer = |l: &&str| l.starts_with("blob ") || l.starts_with("cache config ");
+    let mut transfers: Vec<&str> = stderr.lines().filter(is_transfer).collect();
+    transfers.sort_unstable();
+    let mut sorted = transfers.into_iter();
+    let stderr: String = stderr
+        .lines()
+        .map(|l| {
+            if is_transfer(&l) {
+                sorted.next().unwrap_or(l)
+            } else {
+                l
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
     let mut settings = insta::Settings::clone_current();
     settings.set_prepend_module_to_snapshot(false);
     settings.add_filter(&literal(&cwd.display().to_string()), "[tmp]");

@@ -37,6 +37,32 @@ fn save(dir: &Path, host: &str, tag: &str) -> serde_json::Value {
     report["cache_to"][0].clone()
 }
 
+/// `copy` of `from_tag` to `to_tag` in the same repository; returns the
+/// target's metadata report. Unlike a save, whose fresh layers stream to
+/// the registry as they are packed, a copy asks the target about each
+/// large blob first.
+fn copy(
+    dir: &Path,
+    from_host: &str,
+    to_host: &str,
+    from_tag: &str,
+    to_tag: &str,
+) -> serde_json::Value {
+    let meta = dir.join("copy-meta.json");
+    regcache(dir)
+        .args(["--metadata-file", meta.to_str().unwrap(), "copy"])
+        .args([
+            "--cache-from",
+            &format!("type=registry,ref={from_host}/app/cache:{from_tag}"),
+            "--cache-to",
+            &format!("type=registry,ref={to_host}/app/cache:{to_tag}"),
+        ])
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    report["cache_to"][0].clone()
+}
+
 fn restore_and_compare(from: &Path, host: &str, tag: &str) {
     let dst = tempfile::tempdir().unwrap();
     regcache(dst.path())
@@ -84,9 +110,9 @@ fn a_head_that_redirects_means_the_blob_is_present() {
     tree(&tmp.path().join("tree"), 1);
     save(tmp.path(), &registry.host(), "main");
 
-    // Another tag: no manifest there, so every blob gets a HEAD. The proxy
-    // turns the registry's 200 into a 307 to its blob host, and relays a
-    // 404 (a blob that differs from the first save's) as it is.
+    // A copy to another tag: no manifest there, so every large blob gets
+    // a HEAD (blobs of 64 KiB or less are sent without asking). The proxy
+    // turns the registry's 200 into a 307 to its blob host.
     let proxy = Proxy::start(
         registry.addr,
         ProxyOptions {
@@ -97,7 +123,7 @@ fn a_head_that_redirects_means_the_blob_is_present() {
             ..Default::default()
         },
     );
-    let report = save(tmp.path(), &proxy.host(), "other");
+    let report = copy(tmp.path(), &registry.host(), &proxy.host(), "main", "other");
     let seen = proxy.seen();
     let digest_of = |target: &str| target.rsplit("sha256").next().unwrap().replace("%3A", ":");
     let headed: BTreeSet<String> = seen
@@ -110,7 +136,7 @@ fn a_head_that_redirects_means_the_blob_is_present() {
         .filter(|s| s.method == "PUT" && s.target.contains("/blobs/uploads/"))
         .map(|s| digest_of(&s.target))
         .collect();
-    assert!(proxy.redirects() >= 2, "the layer and the config: {seen:?}");
+    assert!(proxy.redirects() >= 1, "the layer: {seen:?}");
     assert_eq!(
         headed.difference(&uploaded).count(),
         proxy.redirects(),
@@ -166,6 +192,8 @@ fn requests_cut_before_an_answer_are_retried() {
     let tmp = tempfile::tempdir().unwrap();
     tree(&tmp.path().join("tree"), 1);
     save(tmp.path(), &proxy.host(), "main");
+    // A save streams its fresh layers; a copy asks about them (HEAD).
+    copy(tmp.path(), &proxy.host(), &proxy.host(), "main", "copy");
     restore_and_compare(tmp.path(), &proxy.host(), "main");
 
     let seen = proxy.seen();
