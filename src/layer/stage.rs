@@ -8,20 +8,34 @@
 //! made. Nothing ever follows a symlink below the root: parents are checked
 //! with `lstat` (or are directories this layer made), and staging creates
 //! names with `O_EXCL` semantics.
+//!
+//! Staging and renaming go through open directories ([`DirFds`]): every
+//! call names one entry of a directory opened beneath its parent without
+//! following a symlink, so no path is walked twice, and a symlink swapped in
+//! on the way after a check is refused rather than followed. A directory
+//! this layer made itself (`fresh`) is not looked into before a name is
+//! created there: nothing else should be there, and were something planted
+//! there meanwhile, creation with `O_EXCL` (and `mkdirat`) fails rather than
+//! follows or replaces it, and every directory is then opened with
+//! `O_NOFOLLOW`.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ffi::OsStr;
-use std::fs::{self, File, FileTimes, Metadata, OpenOptions, Permissions};
+use std::fs::{self, File, FileTimes, Metadata, Permissions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 
 use super::pax::MTime;
+use super::root::{DirFd, DirFds};
 use super::safe_path::{ancestors, depth, is_within, join, lossy, normalize, on_disk, split_last};
 use super::stats::EntryStats;
 use super::superseded::FinalLayers;
@@ -212,7 +226,12 @@ struct Staged {
 }
 
 pub struct Stage<'a> {
+    /// The root's path, for messages and the rare path-based steps
+    /// (whiteouts); `root_fd` is the same directory.
     root: &'a Path,
+    /// Open directories below the root, which staging and renaming go
+    /// through.
+    fds: RefCell<DirFds<'a>>,
     layer: &'a Digest,
     temps: &'a mut TempNames,
     /// Every directory this layer places or passes through; "" is the root.
@@ -247,14 +266,17 @@ impl<'a> Stage<'a> {
         self.finals = Some(finals);
     }
 
+    /// Stages into the root directory `root_fd`, whose path (for messages
+    /// and whiteouts) is `root`.
     pub fn new(
         root: &'a Path,
+        root_fd: BorrowedFd<'a>,
         layer: &'a Digest,
         temps: &'a mut TempNames,
         estargz: bool,
     ) -> Stage<'a> {
         temps.next_layer();
-        let free = match free_space(root) {
+        let free = match free_space(root_fd) {
             Ok(free) => Some(free),
             Err(e) => {
                 tracing::warn!(root = %root.display(), error = %e, "cannot tell the free space; entry sizes are not checked against it");
@@ -265,6 +287,7 @@ impl<'a> Stage<'a> {
         dirs.insert(Vec::new(), Dir::new(Vec::new(), false, None));
         Stage {
             root,
+            fds: RefCell::new(DirFds::new(root_fd)),
             layer,
             temps,
             dirs,
@@ -333,11 +356,34 @@ impl<'a> Stage<'a> {
         }
     }
 
+    /// `lstat` by path, for the whiteout steps.
     fn lstat(&self, rel: &[u8]) -> Result<Option<Metadata>, UnpackError> {
         match fs::symlink_metadata(on_disk(self.root, rel)) {
             Ok(meta) => Ok(Some(meta)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io(rel, e)),
+        }
+    }
+
+    /// The on-disk directory `actual`, open (see [`DirFds`]).
+    fn dir_fd(&self, actual: &[u8]) -> Result<DirFd<'a>, UnpackError> {
+        self.fds
+            .borrow_mut()
+            .get(actual)
+            .map_err(|e| self.io(actual, e))
+    }
+
+    /// `lstat` of `name` in the on-disk directory `dir`.
+    fn lstat_in(&self, dir: &[u8], name: &[u8]) -> Result<Option<Lstat>, UnpackError> {
+        let fd = self.dir_fd(dir)?;
+        match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(Lstat {
+                mode: stat.st_mode,
+                uid: stat.st_uid,
+                size: u64::try_from(stat.st_size).unwrap_or(0),
+            })),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(self.io(&join(dir, name), e.into())),
         }
     }
 
@@ -448,14 +494,14 @@ impl<'a> Stage<'a> {
         let existing = if self.is_fresh(parent) {
             None
         } else {
-            self.lstat(&actual)?
+            self.lstat_in(&parent_actual, name)?
         };
         let fresh = match existing {
             None => {
-                self.mkdir(&actual)?;
+                self.mkdir(&parent_actual, name)?;
                 true
             }
-            Some(meta) if meta.file_type().is_symlink() => {
+            Some(meta) if meta.is_symlink() => {
                 let reason = format!(
                     "{:?} is a symlink on disk; refusing to write through it",
                     lossy(rel)
@@ -482,19 +528,24 @@ impl<'a> Stage<'a> {
         Ok(actual)
     }
 
-    fn mkdir(&mut self, actual: &[u8]) -> Result<(), UnpackError> {
-        fs::create_dir(on_disk(self.root, actual)).map_err(|e| self.io(actual, e))?;
-        self.created.push(actual.to_vec());
+    /// Creates `name` in the on-disk directory `parent`; fails if anything
+    /// is there.
+    fn mkdir(&mut self, parent: &[u8], name: &[u8]) -> Result<(), UnpackError> {
+        let actual = join(parent, name);
+        let fd = self.dir_fd(parent)?;
+        rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o777))
+            .map_err(|e| self.io(&actual, e.into()))?;
+        self.created.push(actual);
         Ok(())
     }
 
     /// An existing directory we cannot write into (a read-only tree from an
     /// earlier restore, such as Go's module cache) is made writable for
     /// the restore; `finish` puts the mode back unless the archive sets one.
-    fn loosen(&mut self, actual: &[u8], meta: &Metadata) -> Result<(), UnpackError> {
-        let mode = meta.mode() & 0o7777;
+    fn loosen(&mut self, actual: &[u8], meta: &Lstat) -> Result<(), UnpackError> {
+        let mode = meta.mode & 0o7777;
         // SAFETY: geteuid has no preconditions and cannot fail.
-        let ours = meta.uid() == unsafe { libc::geteuid() };
+        let ours = meta.uid == unsafe { libc::geteuid() };
         if mode & 0o700 == 0o700 || !ours {
             return Ok(());
         }
@@ -529,11 +580,11 @@ impl<'a> Stage<'a> {
         let existing = if self.is_fresh(parent) {
             None
         } else {
-            self.lstat(&actual)?
+            self.lstat_in(&parent_actual, name)?
         };
         let dir = match existing {
             None => {
-                self.mkdir(&actual)?;
+                self.mkdir(&parent_actual, name)?;
                 Dir::new(actual, true, meta)
             }
             Some(on_disk_meta) if on_disk_meta.is_dir() => {
@@ -544,7 +595,9 @@ impl<'a> Stage<'a> {
                 // A file or symlink is in the way. Build the directory under
                 // a temporary name: it takes that path at commit only if this
                 // layer also whites the path out, else it is a type conflict.
-                let temp = self.make_temp(&parent_actual, |path| fs::create_dir(path))?;
+                let temp = self.make_temp(&parent_actual, |dir, name| {
+                    Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o777))?)
+                })?;
                 self.redirects.push(rel.to_vec());
                 Dir {
                     replaces: Some(actual),
@@ -558,16 +611,18 @@ impl<'a> Stage<'a> {
     }
 
     /// Creates something under a fresh temporary name in `dir` with
-    /// `create`, which must fail with `AlreadyExists` rather than replace.
+    /// `create` (given the open `dir` and the name), which must fail with
+    /// `AlreadyExists` rather than replace.
     fn make_temp(
         &mut self,
         dir: &[u8],
-        mut create: impl FnMut(&Path) -> io::Result<()>,
+        mut create: impl FnMut(&DirFd<'a>, &[u8]) -> io::Result<()>,
     ) -> Result<Vec<u8>, UnpackError> {
+        let fd = self.dir_fd(dir)?;
         for _ in 0..64 {
-            let temp = join(dir, &self.temps.next());
-            match create(&on_disk(self.root, &temp)) {
-                Ok(()) => return Ok(temp),
+            let name = self.temps.next();
+            match create(&fd, &name) {
+                Ok(()) => return Ok(join(dir, &name)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(self.io(dir, e)),
             }
@@ -612,55 +667,59 @@ impl<'a> Stage<'a> {
             // Staging always goes through its parent first.
             return Ok(None);
         };
-        let plain = self.temp_in(&dir.actual, name, Slot::Plain);
-        if let Some(meta) = self.lstat(&plain)? {
-            let kind = if meta.file_type().is_symlink() {
+        let plain = self.temps.staged(name, Slot::Plain);
+        if let Some(meta) = self.lstat_in(&dir.actual, &plain)? {
+            let kind = if meta.is_symlink() {
                 StagedKind::Symlink
             } else {
                 StagedKind::File
             };
-            return Ok(Some(Staged { kind, temp: plain }));
+            return Ok(Some(Staged {
+                kind,
+                temp: join(&dir.actual, &plain),
+            }));
         }
         if dir.links {
-            let link = self.temp_in(&dir.actual, name, Slot::Hardlink);
-            if self.lstat(&link)?.is_some() {
+            let link = self.temps.staged(name, Slot::Hardlink);
+            if self.lstat_in(&dir.actual, &link)?.is_some() {
                 return Ok(Some(Staged {
                     kind: StagedKind::Hardlink,
-                    temp: link,
+                    temp: join(&dir.actual, &link),
                 }));
             }
         }
         Ok(None)
     }
 
-    /// Creates `rel`'s temporary with `create`, which must fail with
-    /// `AlreadyExists` rather than replace. A later entry of the same name
-    /// in one layer replaces the earlier one, as in any tar extraction,
-    /// and is renamed where the first one would have been.
+    /// Creates `rel`'s temporary with `create` (given its open directory
+    /// and its name there), which must fail with `AlreadyExists` rather
+    /// than replace. A later entry of the same name in one layer replaces
+    /// the earlier one, as in any tar extraction, and is renamed where the
+    /// first one would have been.
     fn stage(
         &mut self,
         rel: &[u8],
         kind: StagedKind,
         target: &Target,
-        mut create: impl FnMut(&Path) -> io::Result<()>,
+        mut create: impl FnMut(&DirFd<'a>, &[u8]) -> io::Result<()>,
     ) -> Result<Vec<u8>, UnpackError> {
         let (parent, name) = split_last(rel);
         let slot = Slot::of(kind);
-        let temp = self.temp_in(&target.parent_actual, name, slot);
-        let path = on_disk(self.root, &temp);
-        let mut seen = match create(&path) {
+        let dir = self.dir_fd(&target.parent_actual)?;
+        let temp_name = self.temps.staged(name, slot);
+        let mut seen = match create(&dir, &temp_name) {
             Ok(()) => false,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                self.supersede(&temp, slot)?;
-                create(&path).map_err(|e| self.io(rel, e))?;
+                self.supersede(&target.parent_actual, &temp_name, slot)?;
+                create(&dir, &temp_name).map_err(|e| self.io(rel, e))?;
                 true
             }
             Err(e) => return Err(self.io(rel, e)),
         };
         let links_here = self.dirs.get(parent).is_some_and(|dir| dir.links);
         if kind == StagedKind::Hardlink || links_here {
-            let other = self.temp_in(&target.parent_actual, name, slot.other());
-            seen |= self.supersede(&other, slot.other())?;
+            let other = self.temps.staged(name, slot.other());
+            seen |= self.supersede(&target.parent_actual, &other, slot.other())?;
         }
         if kind == StagedKind::Hardlink
             && let Some(dir) = self.dirs.get_mut(parent)
@@ -669,32 +728,35 @@ impl<'a> Stage<'a> {
         }
         if !seen && let Err(e) = self.record(rel, target) {
             // Not in the journal, so rollback would not find it.
-            let _ = fs::remove_file(&path);
+            let _ = rustix::fs::unlinkat(&dir, &temp_name, AtFlags::empty());
             return Err(e);
         }
-        Ok(temp)
+        Ok(join(&target.parent_actual, &temp_name))
     }
 
-    /// Removes an earlier entry's temporary, if there is one, and takes it
-    /// back out of the stats. `true` if there was one.
-    fn supersede(&mut self, temp: &[u8], slot: Slot) -> Result<bool, UnpackError> {
-        let Some(meta) = self.lstat(temp)? else {
+    /// Removes an earlier entry's temporary `name` in the on-disk
+    /// directory `dir`, if there is one, and takes it back out of the
+    /// stats. `true` if there was one.
+    fn supersede(&mut self, dir: &[u8], name: &[u8], slot: Slot) -> Result<bool, UnpackError> {
+        let Some(meta) = self.lstat_in(dir, name)? else {
             return Ok(false);
         };
         let stats = &mut self.stats;
         match slot {
             Slot::Hardlink => stats.hardlinks = stats.hardlinks.saturating_sub(1),
-            Slot::Plain if meta.file_type().is_symlink() => {
+            Slot::Plain if meta.is_symlink() => {
                 stats.symlinks = stats.symlinks.saturating_sub(1);
             }
             Slot::Plain => {
                 stats.files = stats.files.saturating_sub(1);
-                stats.bytes = stats.bytes.saturating_sub(meta.len());
-                self.written = self.written.saturating_sub(meta.len());
+                stats.bytes = stats.bytes.saturating_sub(meta.size);
+                self.written = self.written.saturating_sub(meta.size);
             }
         }
-        tracing::debug!(temp = %lossy(temp), "removing a superseded temporary");
-        fs::remove_file(on_disk(self.root, temp)).map_err(|e| self.io(temp, e))?;
+        let temp = join(dir, name);
+        tracing::debug!(temp = %lossy(&temp), "removing a superseded temporary");
+        let fd = self.dir_fd(dir)?;
+        rustix::fs::unlinkat(&fd, name, AtFlags::empty()).map_err(|e| self.io(&temp, e.into()))?;
         Ok(true)
     }
 
@@ -743,13 +805,14 @@ impl<'a> Stage<'a> {
         let target = self.prepare_staged(rel, StagedKind::File)?;
         let mut file: Option<File> = None;
         // Recorded before writing, so a failure below removes the temporary.
-        self.stage(rel, StagedKind::File, &target, |path| {
-            let created = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)?;
-            file = Some(created);
+        self.stage(rel, StagedKind::File, &target, |dir, name| {
+            let created = rustix::fs::openat(
+                dir,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )?;
+            file = Some(File::from(created));
             Ok(())
         })?;
         let Some(mut file) = file else {
@@ -780,13 +843,19 @@ impl<'a> Stage<'a> {
         let target = self.prepare_staged(rel, StagedKind::Symlink)?;
         // The target is stored as-is, dangling or not: restore never
         // follows a symlink, so where it points is harmless here.
-        let link = OsStr::from_bytes(&header.link);
-        let temp = self.stage(rel, StagedKind::Symlink, &target, |path| {
-            std::os::unix::fs::symlink(link, path)
+        let link = &header.link[..];
+        let temp = self.stage(rel, StagedKind::Symlink, &target, |dir, name| {
+            Ok(rustix::fs::symlinkat(link, dir, name)?)
         })?;
-        let time = filetime::FileTime::from_system_time(header.mtime.to_system_time());
-        filetime::set_symlink_file_times(on_disk(self.root, &temp), time, time)
-            .map_err(|e| self.io(rel, e))?;
+        let time = timespec(header.mtime);
+        let times = Timestamps {
+            last_access: time,
+            last_modification: time,
+        };
+        let (dir, name) = split_last(&temp);
+        let fd = self.dir_fd(dir)?;
+        rustix::fs::utimensat(&fd, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| self.io(rel, e.into()))?;
         self.stats.symlinks += 1;
         Ok(())
     }
@@ -807,9 +876,16 @@ impl<'a> Stage<'a> {
             // The same link staged again, over itself: already in place.
             return Ok(());
         }
-        let source_path = on_disk(self.root, &source);
-        self.stage(rel, StagedKind::Hardlink, &target, |path| {
-            fs::hard_link(&source_path, path)
+        let (source_dir, source_name) = split_last(&source);
+        let source_fd = self.dir_fd(source_dir)?;
+        self.stage(rel, StagedKind::Hardlink, &target, |dir, name| {
+            Ok(rustix::fs::linkat(
+                &source_fd,
+                source_name,
+                dir,
+                name,
+                AtFlags::empty(),
+            )?)
         })?;
         self.stats.hardlinks += 1;
         Ok(())
@@ -851,10 +927,10 @@ impl<'a> Stage<'a> {
                     staged.kind.noun()
                 )));
             }
-            let actual = join(&parent_actual, split_last(ancestor).1);
-            match self.lstat(&actual)? {
-                Some(meta) if meta.is_dir() => parent_actual = actual,
-                Some(meta) if meta.file_type().is_symlink() => {
+            let name = split_last(ancestor).1;
+            match self.lstat_in(&parent_actual, name)? {
+                Some(meta) if meta.is_dir() => parent_actual = join(&parent_actual, name),
+                Some(meta) if meta.is_symlink() => {
                     return Err(refuse(format!(
                         "goes through {:?}, a symlink",
                         lossy(ancestor)
@@ -864,9 +940,9 @@ impl<'a> Stage<'a> {
                 None => return Err(refuse("does not exist".into())),
             }
         }
-        let actual = join(&parent_actual, split_last(target).1);
-        match self.lstat(&actual)? {
-            Some(meta) if meta.is_file() => Ok(actual),
+        let name = split_last(target).1;
+        match self.lstat_in(&parent_actual, name)? {
+            Some(meta) if meta.is_file() => Ok(join(&parent_actual, name)),
             Some(_) => Err(refuse("is not a regular file".into())),
             None => Err(refuse("does not exist".into())),
         }
@@ -891,7 +967,7 @@ impl<'a> Stage<'a> {
         };
         self.each_record(|record| {
             if record.check
-                && let Some(meta) = self.lstat(&record.dest())?
+                && let Some(meta) = self.lstat_in(&record.parent_actual, split_last(&record.rel).1)?
                 && meta.is_dir()
                 && !self.hidden(&record.rel, &whiteouts, &opaques)
             {
@@ -962,6 +1038,11 @@ impl<'a> Stage<'a> {
             .chain(self.opaques.iter().map(|o| (o.clone(), true)))
             .collect();
         deletions.sort_by_key(|(rel, _)| depth(rel));
+        if !deletions.is_empty() {
+            // Open directories are cached by path, and deleting changes
+            // what a path names.
+            self.fds.borrow_mut().clear();
+        }
         for (rel, opaque) in deletions {
             if !self.real_dirs_up_to(&rel)? {
                 continue;
@@ -995,6 +1076,7 @@ impl<'a> Stage<'a> {
                 path: on_disk(self.root, &rel),
                 source: e,
             })?;
+            self.fds.borrow_mut().forget(&dir.actual);
             // Now in place: a rollback must no longer remove it.
             dir.actual = dest;
             dir.replaces = None;
@@ -1025,24 +1107,21 @@ impl<'a> Stage<'a> {
     /// Renames a staged name's temporary (whichever slot holds it) into place.
     fn rename_staged(&self, record: &Record) -> Result<(), UnpackError> {
         let name = split_last(&record.rel).1;
-        let dest = on_disk(self.root, &record.dest());
-        let plain = on_disk(
-            self.root,
-            &self.temp_in(&record.parent_actual, name, Slot::Plain),
-        );
-        match fs::rename(&plain, &dest) {
+        let dir = self.dir_fd(&record.parent_actual)?;
+        let plain = self.temps.staged(name, Slot::Plain);
+        match rustix::fs::renameat(&dir, &plain, &dir, name) {
             Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(self.io(&record.rel, e)),
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(self.io(&record.rel, e.into())),
         }
-        let link = self.temp_in(&record.parent_actual, name, Slot::Hardlink);
-        let link_path = on_disk(self.root, &link);
-        fs::rename(&link_path, &dest).map_err(|e| self.io(&record.rel, e))?;
+        let link = self.temps.staged(name, Slot::Hardlink);
+        rustix::fs::renameat(&dir, &link, &dir, name).map_err(|e| self.io(&record.rel, e.into()))?;
         // rename() between two names of one inode does nothing, leaving the
         // temporary behind: that happens when a hard link is restored over
         // itself.
-        if fs::symlink_metadata(&link_path).is_ok() {
-            fs::remove_file(&link_path).map_err(|e| self.io(&link, e))?;
+        if rustix::fs::statat(&dir, &link, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            rustix::fs::unlinkat(&dir, &link, AtFlags::empty())
+                .map_err(|e| self.io(&join(&record.parent_actual, &link), e.into()))?;
         }
         Ok(())
     }
@@ -1127,11 +1206,19 @@ impl<'a> Stage<'a> {
     /// Removes both possible temporaries of a staged name.
     fn remove_staged(&self, record: &Record) {
         let name = split_last(&record.rel).1;
+        let dir = match self.dir_fd(&record.parent_actual) {
+            Ok(dir) => dir,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not remove temporary files");
+                return;
+            }
+        };
         for slot in [Slot::Plain, Slot::Hardlink] {
-            let path = on_disk(self.root, &self.temp_in(&record.parent_actual, name, slot));
-            if let Err(e) = fs::remove_file(&path)
-                && e.kind() != io::ErrorKind::NotFound
+            let temp = self.temps.staged(name, slot);
+            if let Err(e) = rustix::fs::unlinkat(&dir, &temp, AtFlags::empty())
+                && e != Errno::NOENT
             {
+                let path = on_disk(self.root, &join(&record.parent_actual, &temp));
                 tracing::warn!(path = %path.display(), error = %e, "could not remove a temporary file");
             }
         }
@@ -1160,9 +1247,13 @@ impl<'a> Stage<'a> {
                 }
             }
         }
+        self.fds.borrow_mut().clear();
         for rel in self.created.iter().rev() {
             // Fails, as it should, if a committed file now lives there.
-            let _ = fs::remove_dir(on_disk(self.root, rel));
+            let (parent, name) = split_last(rel);
+            if let Ok(dir) = self.fds.borrow_mut().get(parent) {
+                let _ = rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR);
+            }
         }
         for (rel, mode) in self.loosened.drain(..) {
             let _ = fs::set_permissions(on_disk(self.root, &rel), Permissions::from_mode(mode));
@@ -1184,12 +1275,6 @@ struct Record {
     rel: Vec<u8>,
     parent_actual: Vec<u8>,
     check: bool,
-}
-
-impl Record {
-    fn dest(&self) -> Vec<u8> {
-        join(&self.parent_actual, split_last(&self.rel).1)
-    }
 }
 
 /// Longest name the journal reads back: far above what the tar reader
@@ -1291,10 +1376,45 @@ impl Read for ReadAt<'_> {
     }
 }
 
-/// Bytes an unprivileged writer may still use on the file system of `path`.
-fn free_space(path: &Path) -> io::Result<u64> {
-    let stat = rustix::fs::statvfs(path)?;
+/// Bytes an unprivileged writer may still use on the file system of `dir`.
+fn free_space(dir: BorrowedFd<'_>) -> io::Result<u64> {
+    let stat = rustix::fs::fstatvfs(dir)?;
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// An mtime as `utimensat` takes it (both count whole seconds down, and
+/// nanoseconds up from there).
+pub fn timespec(mtime: MTime) -> Timespec {
+    Timespec {
+        tv_sec: mtime.secs,
+        tv_nsec: mtime.nanos.into(),
+    }
+}
+
+/// What `lstat` tells of a name in an open directory.
+#[derive(Clone, Copy, Debug)]
+struct Lstat {
+    mode: u32,
+    uid: u32,
+    size: u64,
+}
+
+impl Lstat {
+    fn file_type(&self) -> FileType {
+        FileType::from_raw_mode(self.mode)
+    }
+
+    fn is_dir(&self) -> bool {
+        self.file_type() == FileType::Directory
+    }
+
+    fn is_file(&self) -> bool {
+        self.file_type() == FileType::RegularFile
+    }
+
+    fn is_symlink(&self) -> bool {
+        self.file_type() == FileType::Symlink
+    }
 }
 
 #[cfg(test)]
@@ -1326,7 +1446,14 @@ mod tests {
         let mut temps = TempNames::new();
         let bytes = tar_of(files);
         let mut tar = TarReader::new(&bytes[..]);
-        let mut stage = Stage::new(root.path(), &digest, &mut temps, false);
+        let root_dir = File::open(root.path()).unwrap();
+        let mut stage = Stage::new(
+            root.path(),
+            std::os::fd::AsFd::as_fd(&root_dir),
+            &digest,
+            &mut temps,
+            false,
+        );
         stage.set_free_space(free);
         let on_disk = || fs::read_dir(root.path()).unwrap().count();
         while let Some(header) = tar.next_entry().unwrap() {

@@ -6,10 +6,7 @@
 //! (see [`super::stage`]). Staged content is renamed into place only after
 //! every check passed; any failure removes it again.
 
-use std::collections::HashSet;
-use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 
@@ -18,9 +15,11 @@ use crate::digest::{Digest, Hasher, VerifyingReader};
 use crate::progress::human_bytes;
 
 use super::codec::{IO_BUFFER, decoder};
-use super::root::{OpenRoot, RootPath, open_file_root, open_root};
-use super::safe_path::{ancestors, depth, on_disk};
-use super::stage::{DirMeta, Restored, Stage, TempNames};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT};
+
+use super::root::{DirFds, OpenRoot, RootPath, open_file_root, open_root};
+use super::safe_path::{depth, on_disk, split_last};
+use super::stage::{DirMeta, Restored, Stage, TempNames, timespec};
 use super::stats::EntryStats;
 use super::superseded::FinalLayers;
 use super::tar_read::TarReader;
@@ -247,7 +246,13 @@ impl EntryRestorer {
             max_uncompressed,
         } = layer;
         let estargz = compression == Compression::Estargz;
-        let mut stage = Stage::new(&self.root, &digest, &mut self.temps, estargz);
+        let mut stage = Stage::new(
+            &self.root,
+            self.open.fd(),
+            &digest,
+            &mut self.temps,
+            estargz,
+        );
         if let Some(name) = &self.single {
             stage.single_file(name);
         }
@@ -287,9 +292,9 @@ impl EntryRestorer {
         let restored = std::mem::take(&mut self.restored);
         let mut dirs: Vec<(Vec<u8>, DirMeta)> = restored.dirs.into_iter().collect();
         dirs.sort_by_key(|(rel, _)| std::cmp::Reverse(depth(rel)));
-        let mut real_dirs: HashSet<Vec<u8>> = HashSet::new();
+        let mut fds = DirFds::new(self.open.fd());
         for (rel, meta) in dirs {
-            apply_dir_meta(&self.root, &rel, meta, &mut real_dirs).map_err(|e| self.shown(e))?;
+            apply_dir_meta(&mut fds, &self.root, &rel, meta).map_err(|e| self.shown(e))?;
         }
         Ok(restored.stats)
     }
@@ -308,41 +313,77 @@ fn log_leftovers(root: &Path, removed: super::leftovers::Removed) {
     }
 }
 
+/// Gives the directory `rel` its mode and mtime, through its parent opened
+/// beneath the root (see [`DirFds`]). Checked again here, not trusted from
+/// staging: a later layer may have replaced the directory or one on the
+/// way to it, and neither a chmod nor a utimes may follow a link. One that
+/// is gone or no longer a real directory is skipped.
 fn apply_dir_meta(
+    fds: &mut DirFds<'_>,
     root: &Path,
     rel: &[u8],
     meta: DirMeta,
-    real_dirs: &mut HashSet<Vec<u8>>,
 ) -> Result<(), UnpackError> {
     let path = on_disk(root, rel);
-    let is_real_dir =
-        |rel: &[u8]| fs::symlink_metadata(on_disk(root, rel)).is_ok_and(|m| m.is_dir());
-    if !rel.is_empty() {
-        // Checked again here, not trusted from staging: a later layer may
-        // have replaced the directory, and a chmod must not follow a link.
-        for ancestor in ancestors(rel) {
-            if !real_dirs.contains(ancestor) {
-                if !is_real_dir(ancestor) {
-                    return Ok(());
-                }
-                real_dirs.insert(ancestor.to_vec());
-            }
-        }
-        if !is_real_dir(rel) {
-            tracing::debug!(path = %path.display(), "directory gone or replaced before its metadata was applied");
-            return Ok(());
-        }
-    }
-    let io_err = |source| UnpackError::Io {
+    let io_err = |source: io::Error| UnpackError::Io {
         path: path.clone(),
         source,
     };
-    if let Some(mode) = meta.mode {
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_err)?;
+    let gone = || {
+        tracing::debug!(path = %path.display(), "directory gone or replaced before its metadata was applied");
+        Ok(())
+    };
+    let (parent, name) = split_last(rel);
+    // A parent that cannot be opened as a real directory is gone or
+    // replaced (ENOENT, ENOTDIR: a symlink or a file on the way).
+    let Ok(dir) = fds.get(parent) else {
+        return gone();
+    };
+    let stat = if rel.is_empty() {
+        rustix::fs::fstat(&dir)
+    } else {
+        rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+    };
+    let Ok(stat) = stat else {
+        return gone();
+    };
+    if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+        return gone();
+    }
+    if let Some(mode) = meta.mode
+        && stat.st_mode & 0o7777 != mode
+    {
+        if rel.is_empty() {
+            rustix::fs::fchmod(&dir, Mode::from_raw_mode(mode))
+        } else {
+            // Opened (no symlink followed) to chmod what was checked:
+            // fchmodat would follow a link swapped in meanwhile.
+            rustix::fs::openat(
+                &dir,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .and_then(|fd| rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)))
+        }
+        .map_err(|e| io_err(e.into()))?;
     }
     if let Some(mtime) = meta.mtime {
-        let time = filetime::FileTime::from_system_time(mtime.to_system_time());
-        filetime::set_file_mtime(&path, time).map_err(io_err)?;
+        let times = Timestamps {
+            last_access: Timespec {
+                tv_sec: 0,
+                tv_nsec: UTIME_OMIT,
+            },
+            last_modification: timespec(mtime),
+        };
+        if rel.is_empty() {
+            rustix::fs::futimens(&dir, &times)
+        } else {
+            // Never follows a symlink: at worst a link swapped in
+            // meanwhile gets this mtime, never what it points at.
+            rustix::fs::utimensat(&dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+        }
+        .map_err(|e| io_err(e.into()))?;
     }
     Ok(())
 }
