@@ -1,23 +1,36 @@
 //! One layer's changes, staged beside their destinations and committed only
 //! after the whole blob has been verified.
 //!
-//! Every file, symlink and hard link is written under a temporary name in
-//! its destination directory; whiteouts are only recorded. `commit` checks
-//! for type conflicts, applies the whiteouts, then renames everything into
-//! place (atomically, one file at a time). `rollback` removes what staging
-//! made. Nothing ever follows a symlink below the root: parents are checked
-//! with `lstat` (or are directories this layer made), and staging creates
-//! names with `O_EXCL` semantics.
+//! In a directory already on disk, every file, symlink and hard link is
+//! written under a temporary name; a directory missing on disk is made
+//! under a temporary name in the nearest directory that exists, and what
+//! this layer puts in it (subdirectories, files, symlinks) is made at its
+//! final names there, since nothing but this layer can be in it (hard
+//! links alone keep a temporary, so a superseded entry's kind can be
+//! told). Whiteouts are only recorded. `commit` checks for type conflicts,
+//! applies the whiteouts, then renames everything into place: each staged
+//! name in an existing directory, then each new directory tree as a whole
+//! (atomically, one name at a time: no name is ever visible half-written).
+//! `rollback` removes what staging made. A killed restore leaves only
+//! temporary names behind (`.regcache-tmp-<pid>-…`), removed by the next
+//! restore into the tree (see `leftovers`).
 //!
-//! Staging and renaming go through open directories ([`DirFds`]): every
-//! call names one entry of a directory opened beneath its parent without
-//! following a symlink, so no path is walked twice, and a symlink swapped in
-//! on the way after a check is refused rather than followed. A directory
-//! this layer made itself (`fresh`) is not looked into before a name is
-//! created there: nothing else should be there, and were something planted
-//! there meanwhile, creation with `O_EXCL` (and `mkdirat`) fails rather than
-//! follows or replaces it, and every directory is then opened with
-//! `O_NOFOLLOW`.
+//! Nothing ever follows a symlink below the root: parents are checked with
+//! `lstat` (or are directories this layer made), and staging creates names
+//! with `O_EXCL` semantics. Staging and renaming go through open
+//! directories ([`DirFds`]): every call names one entry of a directory
+//! opened beneath its parent without following a symlink, so no path is
+//! walked twice, and a symlink swapped in on the way after a check is
+//! refused rather than followed.
+//!
+//! A directory this layer made (`fresh`) is trusted to hold only what this
+//! layer put there, and is not looked into before a name is made in it.
+//! Only a concurrent process could break that trust (a cache only names
+//! entries); what it plants there is refused or replaced, never followed:
+//! `mkdirat` and `O_CREAT | O_EXCL` fail on any name already taken, a taken
+//! file name is then removed (unlink does not follow) and made again, a
+//! taken directory name fails the layer, and a directory is only ever
+//! opened with `O_NOFOLLOW` (see the `planted` tests).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -28,7 +41,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
 
@@ -198,7 +211,11 @@ struct Dir {
     actual: Vec<u8>,
     /// The real path a temporary directory is renamed to at commit.
     replaces: Option<Vec<u8>>,
-    /// Made by this layer, so nothing under it can pre-exist on disk.
+    /// Made by this layer, under a temporary name (its own, or that of
+    /// the fresh directory it lies in): nothing under it pre-exists on
+    /// disk, what this layer puts in it is staged at its final name (see
+    /// [`Stage::staged_name`]), and the whole tree takes its real path when
+    /// its top is renamed at commit.
     fresh: bool,
     /// From the archive's entry; `None` for a parent it only implies.
     meta: Option<(u32, MTime)>,
@@ -242,8 +259,10 @@ pub struct Stage<'a> {
     redirects: Vec<Vec<u8>>,
     whiteouts: Vec<Vec<u8>>,
     opaques: Vec<Vec<u8>>,
-    /// Directories this layer created in place, parents first.
-    created: Vec<Vec<u8>>,
+    /// Directories this layer made under a temporary name in a directory
+    /// that is not fresh itself, in archive order: each is renamed to its
+    /// real path (where nothing was) at commit.
+    births: Vec<Vec<u8>>,
     /// Existing directories made writable to stage into: path, old mode.
     loosened: Vec<(Vec<u8>, u32)>,
     /// Skip estargz's own metadata files at the root.
@@ -295,7 +314,7 @@ impl<'a> Stage<'a> {
             redirects: Vec::new(),
             whiteouts: Vec::new(),
             opaques: Vec::new(),
-            created: Vec::new(),
+            births: Vec::new(),
             loosened: Vec::new(),
             estargz,
             free,
@@ -496,11 +515,8 @@ impl<'a> Stage<'a> {
         } else {
             self.lstat_in(&parent_actual, name)?
         };
-        let fresh = match existing {
-            None => {
-                self.mkdir(&parent_actual, name)?;
-                true
-            }
+        let dir = match existing {
+            None => self.make_dir(rel, &parent_actual, None)?,
             Some(meta) if meta.is_symlink() => {
                 let reason = format!(
                     "{:?} is a symlink on disk; refusing to write through it",
@@ -510,7 +526,7 @@ impl<'a> Stage<'a> {
             }
             Some(meta) if meta.is_dir() => {
                 self.loosen(&actual, &meta)?;
-                false
+                Dir::new(actual, false, None)
             }
             Some(_) => {
                 return Err(UnpackError::TypeConflict {
@@ -523,20 +539,38 @@ impl<'a> Stage<'a> {
                 });
             }
         };
-        self.dirs
-            .insert(rel.to_vec(), Dir::new(actual.clone(), fresh, None));
+        let actual = dir.actual.clone();
+        self.dirs.insert(rel.to_vec(), dir);
         Ok(actual)
     }
 
-    /// Creates `name` in the on-disk directory `parent`; fails if anything
-    /// is there.
-    fn mkdir(&mut self, parent: &[u8], name: &[u8]) -> Result<(), UnpackError> {
-        let actual = join(parent, name);
-        let fd = self.dir_fd(parent)?;
-        rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o777))
-            .map_err(|e| self.io(&actual, e.into()))?;
-        self.created.push(actual);
-        Ok(())
+    /// Makes the directory `rel`, missing on disk, in the on-disk directory
+    /// `parent_actual`: at its name if that directory is fresh (a tree this
+    /// layer builds under a temporary name), else under a temporary name of
+    /// its own, renamed into place at commit. `mkdirat` fails rather than
+    /// use anything already there.
+    fn make_dir(
+        &mut self,
+        rel: &[u8],
+        parent_actual: &[u8],
+        meta: Option<(u32, MTime)>,
+    ) -> Result<Dir, UnpackError> {
+        let (parent, name) = split_last(rel);
+        let real = join(parent_actual, name);
+        if self.is_fresh(parent) {
+            let fd = self.dir_fd(parent_actual)?;
+            rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o777))
+                .map_err(|e| self.io(&real, e.into()))?;
+            return Ok(Dir::new(real, true, meta));
+        }
+        let temp = self.make_temp(parent_actual, |dir, name| {
+            Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o777))?)
+        })?;
+        self.births.push(rel.to_vec());
+        Ok(Dir {
+            replaces: Some(real),
+            ..Dir::new(temp, true, meta)
+        })
     }
 
     /// An existing directory we cannot write into (a read-only tree from an
@@ -583,10 +617,7 @@ impl<'a> Stage<'a> {
             self.lstat_in(&parent_actual, name)?
         };
         let dir = match existing {
-            None => {
-                self.mkdir(&parent_actual, name)?;
-                Dir::new(actual, true, meta)
-            }
+            None => self.make_dir(rel, &parent_actual, meta)?,
             Some(on_disk_meta) if on_disk_meta.is_dir() => {
                 self.loosen(&actual, &on_disk_meta)?;
                 Dir::new(actual, false, meta)
@@ -659,6 +690,19 @@ impl<'a> Stage<'a> {
         join(dir, &self.temps.staged(name, slot))
     }
 
+    /// The name a non-directory `name` is staged as in its directory: its
+    /// temporary, or in a fresh directory (which is not at its real path
+    /// before commit, and holds nothing but this layer's staging) its own
+    /// name for a regular file or symlink. A hard link keeps its temporary
+    /// everywhere, so a superseded entry's kind can still be told.
+    fn staged_name(&self, fresh: bool, name: &[u8], slot: Slot) -> Vec<u8> {
+        if fresh && slot == Slot::Plain {
+            name.to_vec()
+        } else {
+            self.temps.staged(name, slot)
+        }
+    }
+
     /// What this layer staged at archive path `rel`, found on disk by its
     /// temporary names; `None` if nothing, or a directory.
     fn find_staged(&self, rel: &[u8]) -> Result<Option<Staged>, UnpackError> {
@@ -667,8 +711,12 @@ impl<'a> Stage<'a> {
             // Staging always goes through its parent first.
             return Ok(None);
         };
-        let plain = self.temps.staged(name, Slot::Plain);
-        if let Some(meta) = self.lstat_in(&dir.actual, &plain)? {
+        let plain = self.staged_name(dir.fresh, name, Slot::Plain);
+        if let Some(meta) = self.lstat_in(&dir.actual, &plain)?
+            // In a fresh directory, its subdirectories are at their names
+            // too; they are not staged non-directories.
+            && !meta.is_dir()
+        {
             let kind = if meta.is_symlink() {
                 StagedKind::Symlink
             } else {
@@ -705,8 +753,9 @@ impl<'a> Stage<'a> {
     ) -> Result<Vec<u8>, UnpackError> {
         let (parent, name) = split_last(rel);
         let slot = Slot::of(kind);
+        let fresh = self.is_fresh(parent);
         let dir = self.dir_fd(&target.parent_actual)?;
-        let temp_name = self.temps.staged(name, slot);
+        let temp_name = self.staged_name(fresh, name, slot);
         let mut seen = match create(&dir, &temp_name) {
             Ok(()) => false,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -716,9 +765,12 @@ impl<'a> Stage<'a> {
             }
             Err(e) => return Err(self.io(rel, e)),
         };
+        // A hard link's temporary in a fresh directory: this one, or one
+        // an earlier entry of the name staged (and listed) there.
+        let listed_link = seen && kind == StagedKind::Hardlink;
         let links_here = self.dirs.get(parent).is_some_and(|dir| dir.links);
         if kind == StagedKind::Hardlink || links_here {
-            let other = self.temps.staged(name, slot.other());
+            let other = self.staged_name(fresh, name, slot.other());
             seen |= self.supersede(&target.parent_actual, &other, slot.other())?;
         }
         if kind == StagedKind::Hardlink
@@ -726,7 +778,15 @@ impl<'a> Stage<'a> {
         {
             dir.links = true;
         }
-        if !seen && let Err(e) = self.record(rel, target) {
+        // Listed in the journal once, to be renamed at commit; in a fresh
+        // directory only a hard link's temporary needs that (a name listed
+        // twice finds nothing to rename the second time).
+        let list = if fresh {
+            kind == StagedKind::Hardlink && !listed_link
+        } else {
+            !seen
+        };
+        if list && let Err(e) = self.record(rel, target) {
             // Not in the journal, so rollback would not find it.
             let _ = rustix::fs::unlinkat(&dir, &temp_name, AtFlags::empty());
             return Err(e);
@@ -967,7 +1027,8 @@ impl<'a> Stage<'a> {
         };
         self.each_record(|record| {
             if record.check
-                && let Some(meta) = self.lstat_in(&record.parent_actual, split_last(&record.rel).1)?
+                && let Some(meta) =
+                    self.lstat_in(&record.parent_actual, split_last(&record.rel).1)?
                 && meta.is_dir()
                 && !self.hidden(&record.rel, &whiteouts, &opaques)
             {
@@ -1082,6 +1143,27 @@ impl<'a> Stage<'a> {
             dir.replaces = None;
         }
 
+        // Fresh trees take their real paths, where staging found nothing.
+        for i in 0..self.births.len() {
+            let rel = self.births[i].clone();
+            let Some(dir) = self.dirs.get(&rel) else {
+                continue;
+            };
+            let Some(dest) = dir.replaces.clone() else {
+                continue;
+            };
+            let (temp, real_name) = (dir.actual.clone(), split_last(&dest).1.to_vec());
+            let (parent_actual, temp_name) = split_last(&temp);
+            let parent = self.dir_fd(parent_actual)?;
+            rename_noreplace(&parent, temp_name, &real_name).map_err(|e| self.io(&rel, e))?;
+            self.fds.borrow_mut().forget(&temp);
+            if let Some(dir) = self.dirs.get_mut(&rel) {
+                // Now in place: a rollback must no longer remove it.
+                dir.actual = dest;
+                dir.replaces = None;
+            }
+        }
+
         for (rel, dir) in &self.dirs {
             if let Some((mode, mtime)) = dir.meta {
                 restored.dirs.insert(
@@ -1100,22 +1182,30 @@ impl<'a> Stage<'a> {
             });
         }
         restored.stats.add(&self.stats);
-        self.created.clear();
         Ok(())
     }
 
     /// Renames a staged name's temporary (whichever slot holds it) into place.
     fn rename_staged(&self, record: &Record) -> Result<(), UnpackError> {
-        let name = split_last(&record.rel).1;
+        let (parent, name) = split_last(&record.rel);
+        let fresh = self.is_fresh(parent);
         let dir = self.dir_fd(&record.parent_actual)?;
-        let plain = self.temps.staged(name, Slot::Plain);
-        match rustix::fs::renameat(&dir, &plain, &dir, name) {
-            Ok(()) => return Ok(()),
-            Err(Errno::NOENT) => {}
-            Err(e) => return Err(self.io(&record.rel, e.into())),
+        if !fresh {
+            let plain = self.temps.staged(name, Slot::Plain);
+            match rustix::fs::renameat(&dir, &plain, &dir, name) {
+                Ok(()) => return Ok(()),
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(self.io(&record.rel, e.into())),
+            }
         }
         let link = self.temps.staged(name, Slot::Hardlink);
-        rustix::fs::renameat(&dir, &link, &dir, name).map_err(|e| self.io(&record.rel, e.into()))?;
+        match rustix::fs::renameat(&dir, &link, &dir, name) {
+            Ok(()) => {}
+            // In a fresh directory, a file or symlink staged at the name
+            // superseded the link, or the name was listed twice.
+            Err(Errno::NOENT) if fresh => return Ok(()),
+            Err(e) => return Err(self.io(&record.rel, e.into())),
+        }
         // rename() between two names of one inode does nothing, leaving the
         // temporary behind: that happens when a hard link is restored over
         // itself.
@@ -1205,7 +1295,14 @@ impl<'a> Stage<'a> {
 
     /// Removes both possible temporaries of a staged name.
     fn remove_staged(&self, record: &Record) {
-        let name = split_last(&record.rel).1;
+        let (parent, name) = split_last(&record.rel);
+        // A fresh directory holds its files at their names: removed with
+        // the directory, and never here, where a committed one may be.
+        let slots: &[Slot] = if self.is_fresh(parent) {
+            &[Slot::Hardlink]
+        } else {
+            &[Slot::Plain, Slot::Hardlink]
+        };
         let dir = match self.dir_fd(&record.parent_actual) {
             Ok(dir) => dir,
             Err(e) => {
@@ -1213,7 +1310,7 @@ impl<'a> Stage<'a> {
                 return;
             }
         };
-        for slot in [Slot::Plain, Slot::Hardlink] {
+        for &slot in slots {
             let temp = self.temps.staged(name, slot);
             if let Err(e) = rustix::fs::unlinkat(&dir, &temp, AtFlags::empty())
                 && e != Errno::NOENT
@@ -1224,8 +1321,8 @@ impl<'a> Stage<'a> {
         }
     }
 
-    /// Removes every temporary, every directory this layer created that is
-    /// still empty, and gives loosened directories their mode back.
+    /// Removes every temporary, every directory this layer made that is not
+    /// in place yet, and gives loosened directories their mode back.
     pub fn rollback(&mut self) {
         let removed = self.each_record(|record| {
             self.remove_staged(record);
@@ -1234,7 +1331,7 @@ impl<'a> Stage<'a> {
         if let Err(e) = removed {
             tracing::warn!(error = %e, "could not read back what this layer staged; temporaries may remain");
         }
-        for rel in &self.redirects {
+        for rel in self.redirects.iter().chain(&self.births) {
             if let Some(Dir {
                 actual,
                 replaces: Some(_),
@@ -1248,17 +1345,9 @@ impl<'a> Stage<'a> {
             }
         }
         self.fds.borrow_mut().clear();
-        for rel in self.created.iter().rev() {
-            // Fails, as it should, if a committed file now lives there.
-            let (parent, name) = split_last(rel);
-            if let Ok(dir) = self.fds.borrow_mut().get(parent) {
-                let _ = rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR);
-            }
-        }
         for (rel, mode) in self.loosened.drain(..) {
             let _ = fs::set_permissions(on_disk(self.root, &rel), Permissions::from_mode(mode));
         }
-        self.created.clear();
     }
 }
 
@@ -1373,6 +1462,23 @@ impl Read for ReadAt<'_> {
         let n = self.file.read_at(buf, self.pos)?;
         self.pos += n as u64;
         Ok(n)
+    }
+}
+
+/// Renames `from` to `to` in `dir`, failing if anything is at `to`.
+fn rename_noreplace(dir: &DirFd<'_>, from: &[u8], to: &[u8]) -> io::Result<()> {
+    match rustix::fs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
+        // A file system without RENAME_NOREPLACE: check, then rename (a
+        // name made in between is replaced only if it is an empty
+        // directory, else the rename fails).
+        Err(Errno::INVAL) | Err(Errno::NOSYS) => {
+            match rustix::fs::statat(dir, to, AtFlags::SYMLINK_NOFOLLOW) {
+                Err(Errno::NOENT) => Ok(rustix::fs::renameat(dir, from, dir, to)?),
+                Ok(_) => Err(io::Error::from(Errno::EXIST)),
+                Err(e) => Err(e.into()),
+            }
+        }
+        other => Ok(other?),
     }
 }
 
@@ -1495,5 +1601,292 @@ mod tests {
         let stats = result.unwrap();
         assert_eq!((stats.files, stats.bytes), (1, 7));
         assert_eq!(on_disk, 1);
+    }
+}
+
+/// A fresh directory is trusted to hold only what this layer put there: it
+/// is not looked into before a name is made in it. These plant things in
+/// one between two entries, as a concurrent process could (the cache
+/// itself cannot: it only names entries), and check that every such plant
+/// is refused or replaced, never followed, and that nothing outside the
+/// root changes.
+#[cfg(test)]
+mod planted {
+    use std::os::unix::fs::{MetadataExt, symlink};
+    use std::path::PathBuf;
+
+    use super::*;
+
+    enum Entry {
+        Dir(&'static str),
+        File(&'static str, &'static [u8]),
+        Hardlink(&'static str, &'static str),
+    }
+
+    fn tar_of(entries: &[Entry]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for entry in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_mode(0o644);
+            header.set_mtime(1_600_000_000);
+            match entry {
+                Entry::Dir(name) => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(0o755);
+                    header.set_size(0);
+                    builder.append_data(&mut header, name, &[][..]).unwrap();
+                }
+                Entry::File(name, content) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(content.len() as u64);
+                    builder.append_data(&mut header, name, *content).unwrap();
+                }
+                Entry::Hardlink(name, target) => {
+                    header.set_entry_type(tar::EntryType::Link);
+                    header.set_size(0);
+                    builder.append_link(&mut header, name, target).unwrap();
+                }
+            }
+        }
+        builder.into_inner().unwrap()
+    }
+
+    struct Scene {
+        _tmp: tempfile::TempDir,
+        root: PathBuf,
+        outside: PathBuf,
+    }
+
+    impl Scene {
+        fn new() -> Scene {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("root");
+            let outside = tmp.path().join("outside");
+            fs::create_dir(&root).unwrap();
+            fs::create_dir(&outside).unwrap();
+            fs::write(outside.join("secret"), "secret").unwrap();
+            Scene {
+                _tmp: tmp,
+                root,
+                outside,
+            }
+        }
+
+        /// Stages `entries`, calling `plant` with the number of entries
+        /// staged so far before each next one (and once after the last),
+        /// then commits; rolls back on the first error and returns it.
+        fn stage(
+            &self,
+            entries: &[Entry],
+            mut plant: impl FnMut(usize, &Path),
+        ) -> Result<(), UnpackError> {
+            let bytes = tar_of(entries);
+            let digest = Digest::of(&bytes);
+            let mut temps = TempNames::new();
+            let root_dir = File::open(&self.root).unwrap();
+            let mut stage = Stage::new(
+                &self.root,
+                std::os::fd::AsFd::as_fd(&root_dir),
+                &digest,
+                &mut temps,
+                false,
+            );
+            let mut tar = TarReader::new(&bytes[..]);
+            let mut staged = 0;
+            let result = (|| {
+                while let Some(header) = tar.next_entry().unwrap() {
+                    plant(staged, &self.root);
+                    stage.add(&header, &mut tar)?;
+                    staged += 1;
+                }
+                plant(staged, &self.root);
+                Ok(())
+            })();
+            match result {
+                Ok(()) => stage.commit(&mut Restored::default()),
+                Err(e) => {
+                    stage.rollback();
+                    Err(e)
+                }
+            }
+        }
+
+        fn outside_untouched(&self, extra: &[&str]) {
+            let mut names: Vec<String> = fs::read_dir(&self.outside)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            let mut expected: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            expected.push("secret".into());
+            expected.sort();
+            assert_eq!(names, expected);
+            let secret = self.outside.join("secret");
+            assert_eq!(fs::read(&secret).unwrap(), b"secret");
+            assert_eq!(fs::metadata(&secret).unwrap().nlink(), 1);
+        }
+
+        fn root_names(&self) -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(&self.root)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    /// The temporary name the fresh directory is built under, in the root.
+    fn building(root: &Path) -> PathBuf {
+        let temps: Vec<PathBuf> = fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .as_bytes()
+                    .starts_with(super::super::leftovers::RESTORE_TEMP_PREFIX.as_bytes())
+            })
+            .collect();
+        assert_eq!(temps.len(), 1, "one fresh directory being built: {temps:?}");
+        temps[0].clone()
+    }
+
+    #[test]
+    fn a_fresh_directory_appears_whole_at_commit() {
+        let s = Scene::new();
+        s.stage(
+            &[
+                Entry::Dir("d/"),
+                Entry::File("d/f", b"ours"),
+                Entry::File("d/e/g", b"deep"),
+            ],
+            |staged, root| {
+                if staged > 0 {
+                    // Built under a temporary name, at its final names inside.
+                    assert!(fs::symlink_metadata(root.join("d")).is_err());
+                    let tree = building(root);
+                    if staged > 1 {
+                        assert_eq!(fs::read(tree.join("f")).unwrap(), b"ours");
+                    }
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(s.root_names(), ["d"]);
+        assert_eq!(fs::read(s.root.join("d/f")).unwrap(), b"ours");
+        assert_eq!(fs::read(s.root.join("d/e/g")).unwrap(), b"deep");
+        s.outside_untouched(&[]);
+    }
+
+    #[test]
+    fn a_symlink_planted_at_a_file_name_is_replaced_not_followed() {
+        let s = Scene::new();
+        let secret = s.outside.join("secret");
+        s.stage(
+            &[Entry::Dir("d/"), Entry::File("d/f", b"ours")],
+            |staged, root| {
+                if staged == 1 {
+                    symlink(&secret, building(root).join("f")).unwrap();
+                }
+            },
+        )
+        .unwrap();
+        let f = s.root.join("d/f");
+        assert!(fs::symlink_metadata(&f).unwrap().is_file());
+        assert_eq!(fs::read(&f).unwrap(), b"ours");
+        s.outside_untouched(&[]);
+    }
+
+    #[test]
+    fn a_symlink_planted_at_a_directory_name_is_refused() {
+        let s = Scene::new();
+        let outside = s.outside.clone();
+        let err = s
+            .stage(
+                &[Entry::Dir("d/"), Entry::File("d/sub/evil", b"x")],
+                |staged, root| {
+                    if staged == 1 {
+                        symlink(&outside, building(root).join("sub")).unwrap();
+                    }
+                },
+            )
+            .unwrap_err();
+        // Taken for a symlink this layer staged at that name: refused.
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(
+            s.root_names().is_empty(),
+            "rolled back: {:?}",
+            s.root_names()
+        );
+        s.outside_untouched(&[]);
+    }
+
+    #[test]
+    fn a_hard_link_source_swapped_for_a_symlink_is_refused() {
+        let s = Scene::new();
+        let secret = s.outside.join("secret");
+        let err = s
+            .stage(
+                &[
+                    Entry::Dir("d/"),
+                    Entry::File("d/a", b"ours"),
+                    Entry::Hardlink("d/h", "d/a"),
+                ],
+                |staged, root| {
+                    if staged == 2 {
+                        let a = building(root).join("a");
+                        fs::remove_file(&a).unwrap();
+                        symlink(&secret, &a).unwrap();
+                    }
+                },
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(s.root_names().is_empty());
+        s.outside_untouched(&[]);
+    }
+
+    #[test]
+    fn a_fresh_directory_moved_away_for_a_symlink_is_refused() {
+        let s = Scene::new();
+        let outside = s.outside.clone();
+        let err = s
+            .stage(
+                &[Entry::Dir("d/"), Entry::File("d/e/f", b"x")],
+                |staged, root| {
+                    if staged == 1 {
+                        // Before anything was made in it: not open yet.
+                        let tree = building(root);
+                        fs::rename(&tree, outside.join("moved")).unwrap();
+                        symlink(&outside, &tree).unwrap();
+                    }
+                },
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("Not a directory"), "{err}");
+        // Nothing was made through the link, nor in the moved directory.
+        assert_eq!(fs::read_dir(s.outside.join("moved")).unwrap().count(), 0);
+        s.outside_untouched(&["moved"]);
+    }
+
+    #[test]
+    fn a_name_taken_before_a_fresh_directory_is_renamed_in_is_kept() {
+        let s = Scene::new();
+        let outside = s.outside.clone();
+        let err = s
+            .stage(
+                &[Entry::Dir("d/"), Entry::File("d/f", b"x")],
+                |staged, root| {
+                    if staged == 2 {
+                        symlink(&outside, root.join("d")).unwrap();
+                    }
+                },
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("exists"), "{err}");
+        assert!(fs::symlink_metadata(s.root.join("d")).unwrap().is_symlink());
+        assert_eq!(s.root_names(), ["d"], "the fresh directory is rolled back");
+        s.outside_untouched(&[]);
     }
 }
