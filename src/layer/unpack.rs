@@ -1,9 +1,10 @@
 //! Restores layer blobs into a directory, treating every blob as hostile.
 //!
 //! Two threads per layer: the caller's reads the raw blob through a
-//! [`VerifyingReader`] (digest and size), decompresses it and bounds the
-//! output; a helper hashes the tar stream (diff_id) and stages its entries
-//! (see [`super::stage`]). Staged content is renamed into place only after
+//! [`VerifyingReader`] (digest and size), decompresses it, bounds the
+//! output and hashes it (diff_id); a helper stages the tar stream's entries
+//! (see [`super::stage`]), which is where the time goes (file system
+//! calls), so it is given no other work. Staged content is renamed into place only after
 //! every check passed; any failure removes it again.
 
 use std::io::{self, BufRead, BufReader, Read};
@@ -433,15 +434,16 @@ fn stream<R: Read>(
             layer: digest.clone(),
         }),
         (_, Ok(Err(e))) => Err(e),
-        (Flow::Complete, Ok(Ok(tar))) => Ok(tar),
-        (Flow::ConsumerStopped, Ok(Ok(_))) => Err(UnpackError::Blob {
+        ((Flow::Complete, tar), Ok(Ok(()))) => Ok(tar),
+        ((Flow::ConsumerStopped, _), Ok(Ok(()))) => Err(UnpackError::Blob {
             layer: digest.clone(),
             source: io::Error::other("tar reader stopped before the end of the layer"),
         }),
     }
 }
 
-/// Reads, verifies and decompresses the blob, sending the tar stream on.
+/// Reads, verifies and decompresses the blob, sending the tar stream on;
+/// returns how that ended and the tar stream's digest and size.
 fn produce<R: Read>(
     reader: R,
     digest: &Digest,
@@ -450,11 +452,20 @@ fn produce<R: Read>(
     max_uncompressed: Option<u64>,
     tx: SyncSender<Chunk>,
     free: Receiver<Vec<u8>>,
-) -> Result<Flow, UnpackError> {
+) -> Result<(Flow, (Digest, u64)), UnpackError> {
     let mut raw = VerifyingReader::new(reader, digest.clone(), size);
+    let mut tar = Hasher::new();
     let flow = {
         let buffered = BufReader::with_capacity(IO_BUFFER, &mut raw);
-        decode(buffered, compression, max_uncompressed, &tx, &free, digest)
+        decode(
+            buffered,
+            compression,
+            max_uncompressed,
+            &tx,
+            &free,
+            digest,
+            &mut tar,
+        )
     };
     // Let the extractor finish while the rest of the blob is checked.
     drop(tx);
@@ -466,10 +477,13 @@ fn produce<R: Read>(
             layer: digest.clone(),
             source,
         }),
-        Ok(()) => flow,
+        Ok(()) => flow.map(|flow| (flow, tar.finish())),
     }
 }
 
+/// Decodes `input`, sending it on in chunks and hashing all of it into
+/// `tar` (the diff_id covers everything, the end marker and what follows
+/// it too).
 fn decode<B: BufRead>(
     input: B,
     compression: Compression,
@@ -477,6 +491,7 @@ fn decode<B: BufRead>(
     tx: &SyncSender<Chunk>,
     free: &Receiver<Vec<u8>>,
     digest: &Digest,
+    tar: &mut Hasher,
 ) -> Result<Flow, UnpackError> {
     let blob_err = |source| UnpackError::Blob {
         layer: digest.clone(),
@@ -499,6 +514,7 @@ fn decode<B: BufRead>(
                 limit,
             });
         }
+        tar.update(&buf[..len]);
         if tx.send(Chunk { buf, len }).is_err() {
             return Ok(Flow::ConsumerStopped);
         }
@@ -519,13 +535,13 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Parses the tar stream and stages its entries; hashes the whole stream.
+/// Parses the tar stream and stages its entries.
 fn extract(
     rx: Receiver<Chunk>,
     free: Sender<Vec<u8>>,
     stage: &mut Stage<'_>,
     digest: &Digest,
-) -> Result<(Digest, u64), UnpackError> {
+) -> Result<(), UnpackError> {
     let blob_err = |source| UnpackError::Blob {
         layer: digest.clone(),
         source,
@@ -535,32 +551,28 @@ fn extract(
         free,
         current: None,
         pos: 0,
-        hasher: Hasher::new(),
     });
     while let Some(header) = tar.next_entry().map_err(blob_err)? {
         stage.add(&header, &mut tar)?;
     }
-    // The diff_id covers everything after the end marker too.
-    let mut chunks = tar.into_inner();
-    chunks.drain();
-    Ok(chunks.hasher.finish())
+    // What follows the end marker is read too: the decoder hashes it.
+    tar.into_inner().drain();
+    Ok(())
 }
 
-/// The decompressed stream, as received chunk by chunk; hashes every byte
-/// it receives and hands drained buffers back for reuse.
+/// The decompressed stream, as received chunk by chunk; hands drained
+/// buffers back for reuse.
 struct ChunkReader {
     rx: Receiver<Chunk>,
     free: Sender<Vec<u8>>,
     current: Option<Chunk>,
     pos: usize,
-    hasher: Hasher,
 }
 
 impl ChunkReader {
     fn drain(&mut self) {
         self.current = None;
         while let Ok(chunk) = self.rx.recv() {
-            self.hasher.update(&chunk.buf[..chunk.len]);
             let _ = self.free.send(chunk.buf);
         }
     }
@@ -585,7 +597,6 @@ impl BufRead for ChunkReader {
             }
             match self.rx.recv() {
                 Ok(chunk) => {
-                    self.hasher.update(&chunk.buf[..chunk.len]);
                     self.current = Some(chunk);
                     self.pos = 0;
                 }
@@ -634,6 +645,7 @@ mod tests {
             &tx,
             &free_rx,
             &digest,
+            &mut Hasher::new(),
         );
         assert!(matches!(result, Err(UnpackError::TooLarge { .. })));
         drop(tx);
@@ -644,8 +656,38 @@ mod tests {
         );
     }
 
+    /// The diff_id is of every decompressed byte, whatever the extractor
+    /// reads of them.
     #[test]
-    fn chunk_reader_hashes_everything_it_receives() {
+    fn the_decoder_hashes_everything_it_decodes() {
+        let content: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i % 251) as u8).collect();
+        let mut encoder = compress_writer(Vec::new(), Compression::Zstd, None).unwrap();
+        encoder.write_all(&content).unwrap();
+        let blob = encoder.finish().unwrap();
+        let (tx, rx) = mpsc::sync_channel(1024);
+        let (_free_tx, free_rx) = mpsc::channel();
+        let mut hasher = Hasher::new();
+        let flow = decode(
+            &blob[..],
+            Compression::Zstd,
+            None,
+            &tx,
+            &free_rx,
+            &Digest::of(&blob),
+            &mut hasher,
+        )
+        .unwrap();
+        assert!(matches!(flow, Flow::Complete));
+        drop(tx);
+        assert_eq!(rx.iter().map(|c| c.len).sum::<usize>(), content.len());
+        assert_eq!(
+            hasher.finish(),
+            (Digest::of(&content), content.len() as u64)
+        );
+    }
+
+    #[test]
+    fn chunk_reader_reads_every_chunk_in_order() {
         let (tx, rx) = mpsc::sync_channel(4);
         let (free_tx, _free_rx) = mpsc::channel();
         for piece in [&b"hello "[..], b"", b"world"] {
@@ -663,7 +705,6 @@ mod tests {
             free: free_tx,
             current: None,
             pos: 0,
-            hasher: Hasher::new(),
         };
         let mut first = [0u8; 3];
         reader.read_exact(&mut first).unwrap();
@@ -673,6 +714,5 @@ mod tests {
         reader.read_to_end(&mut rest).unwrap();
         assert_eq!(rest, b"lo world");
         reader.drain();
-        assert_eq!(reader.hasher.finish(), (Digest::of(b"hello world"), 11));
     }
 }
