@@ -1,14 +1,17 @@
 //! Restores layer blobs into a directory, treating every blob as hostile.
 //!
-//! Two threads per layer: the caller's reads the raw blob through a
-//! [`VerifyingReader`] (digest and size), decompresses it, bounds the
-//! output and hashes it (diff_id); a helper stages the tar stream's entries
-//! (see [`super::stage`]), which is where the time goes (file system
-//! calls), so it is given no other work. Staged content is renamed into place only after
-//! every check passed; any failure removes it again.
+//! Three threads per layer: the caller's reads the raw blob through a
+//! [`VerifyingReader`] (digest and size), decompresses it and bounds the
+//! output; one helper hashes the tar stream (diff_id), another stages its
+//! entries (see [`super::stage`]). Each decompressed chunk is shared by the
+//! two helpers, so the hashing (the bulk of the work for large files) and
+//! the file system calls (for small ones) each run beside the
+//! decompression. Staged content is renamed into place only after every
+//! check passed; any failure removes it again.
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 
 use crate::compression::Compression;
@@ -27,7 +30,8 @@ use super::tar_read::TarReader;
 
 /// Decompressed bytes handed from the decoding thread to the extracting one.
 const CHUNK: usize = 256 * 1024;
-/// Chunks in flight between the two threads (bounds memory to ~2 MiB).
+/// Chunks in flight from the decoding thread to each helper (each chunk is
+/// shared by both: this bounds memory to ~2 MiB).
 const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// One layer blob to apply, as its descriptor describes it.
@@ -402,8 +406,21 @@ struct Chunk {
     len: usize,
 }
 
-/// Runs decoding (this thread) and extraction (a helper) concurrently.
-/// Returns the tar stream's digest and size.
+/// Where the decoded chunks go.
+struct Outlets {
+    extract: SyncSender<Arc<Chunk>>,
+    hash: SyncSender<Arc<Chunk>>,
+}
+
+/// Hands a chunk's buffer back for reuse, when this was its last holder.
+fn recycle(chunk: Arc<Chunk>, free: &Sender<Vec<u8>>) {
+    if let Ok(chunk) = Arc::try_unwrap(chunk) {
+        let _ = free.send(chunk.buf);
+    }
+}
+
+/// Runs decoding (this thread), hashing and extraction (helpers)
+/// concurrently. Returns the tar stream's digest and size.
 fn stream<R: Read>(
     reader: R,
     digest: &Digest,
@@ -412,63 +429,67 @@ fn stream<R: Read>(
     max_uncompressed: Option<u64>,
     stage: &mut Stage<'_>,
 ) -> Result<(Digest, u64), UnpackError> {
-    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Arc<Chunk>>(CHUNKS_IN_FLIGHT);
+    let (hash_tx, hash_rx) = mpsc::sync_channel::<Arc<Chunk>>(CHUNKS_IN_FLIGHT);
     let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
-    let (produced, extracted) = std::thread::scope(|scope| {
+    let (produced, extracted, hashed) = std::thread::scope(|scope| {
+        let hash_free = free_tx.clone();
+        let hasher = scope.spawn(move || hash(hash_rx, hash_free));
         let extractor = scope.spawn(move || extract(chunk_rx, free_tx, stage, digest));
+        let outlets = Outlets {
+            extract: chunk_tx,
+            hash: hash_tx,
+        };
         let produced = produce(
             reader,
             digest,
             size,
             compression,
             max_uncompressed,
-            chunk_tx,
+            outlets,
             free_rx,
         );
-        (produced, extractor.join())
+        (produced, extractor.join(), hasher.join())
     });
     // A blob that fails its digest is reported as such even when the
     // garbage it decoded to upset the tar reader first.
-    match (produced?, extracted) {
-        (_, Err(_)) => Err(UnpackError::Panicked {
+    match (produced?, extracted, hashed) {
+        (_, Err(_), _) | (_, _, Err(_)) => Err(UnpackError::Panicked {
             layer: digest.clone(),
         }),
-        (_, Ok(Err(e))) => Err(e),
-        ((Flow::Complete, tar), Ok(Ok(()))) => Ok(tar),
-        ((Flow::ConsumerStopped, _), Ok(Ok(()))) => Err(UnpackError::Blob {
+        (_, Ok(Err(e)), _) => Err(e),
+        (Flow::Complete, Ok(Ok(())), Ok(tar)) => Ok(tar),
+        (Flow::ConsumerStopped, Ok(Ok(())), _) => Err(UnpackError::Blob {
             layer: digest.clone(),
             source: io::Error::other("tar reader stopped before the end of the layer"),
         }),
     }
 }
 
-/// Reads, verifies and decompresses the blob, sending the tar stream on;
-/// returns how that ended and the tar stream's digest and size.
+/// Reads, verifies and decompresses the blob, sending the tar stream on.
 fn produce<R: Read>(
     reader: R,
     digest: &Digest,
     size: u64,
     compression: Compression,
     max_uncompressed: Option<u64>,
-    tx: SyncSender<Chunk>,
+    outlets: Outlets,
     free: Receiver<Vec<u8>>,
-) -> Result<(Flow, (Digest, u64)), UnpackError> {
+) -> Result<Flow, UnpackError> {
     let mut raw = VerifyingReader::new(reader, digest.clone(), size);
-    let mut tar = Hasher::new();
     let flow = {
         let buffered = BufReader::with_capacity(IO_BUFFER, &mut raw);
         decode(
             buffered,
             compression,
             max_uncompressed,
-            &tx,
+            &outlets,
             &free,
             digest,
-            &mut tar,
         )
     };
-    // Let the extractor finish while the rest of the blob is checked.
-    drop(tx);
+    // Let the helpers finish while the rest of the blob is checked.
+    drop(outlets);
     // Whatever happened, read the blob to its end and check it: a corrupt
     // blob must be reported as a digest mismatch, not as the codec or tar
     // error it caused.
@@ -477,21 +498,20 @@ fn produce<R: Read>(
             layer: digest.clone(),
             source,
         }),
-        Ok(()) => flow.map(|flow| (flow, tar.finish())),
+        Ok(()) => flow,
     }
 }
 
-/// Decodes `input`, sending it on in chunks and hashing all of it into
-/// `tar` (the diff_id covers everything, the end marker and what follows
-/// it too).
+/// Decodes `input`, sending every chunk of it to be hashed (the diff_id
+/// covers everything, the end marker and what follows it too) and
+/// extracted.
 fn decode<B: BufRead>(
     input: B,
     compression: Compression,
     max_uncompressed: Option<u64>,
-    tx: &SyncSender<Chunk>,
+    outlets: &Outlets,
     free: &Receiver<Vec<u8>>,
     digest: &Digest,
-    tar: &mut Hasher,
 ) -> Result<Flow, UnpackError> {
     let blob_err = |source| UnpackError::Blob {
         layer: digest.clone(),
@@ -514,8 +534,8 @@ fn decode<B: BufRead>(
                 limit,
             });
         }
-        tar.update(&buf[..len]);
-        if tx.send(Chunk { buf, len }).is_err() {
+        let chunk = Arc::new(Chunk { buf, len });
+        if outlets.hash.send(Arc::clone(&chunk)).is_err() || outlets.extract.send(chunk).is_err() {
             return Ok(Flow::ConsumerStopped);
         }
     }
@@ -535,9 +555,19 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// Hashes every chunk it is sent: the tar stream's digest and size.
+fn hash(rx: Receiver<Arc<Chunk>>, free: Sender<Vec<u8>>) -> (Digest, u64) {
+    let mut hasher = Hasher::new();
+    for chunk in rx {
+        hasher.update(&chunk.buf[..chunk.len]);
+        recycle(chunk, &free);
+    }
+    hasher.finish()
+}
+
 /// Parses the tar stream and stages its entries.
 fn extract(
-    rx: Receiver<Chunk>,
+    rx: Receiver<Arc<Chunk>>,
     free: Sender<Vec<u8>>,
     stage: &mut Stage<'_>,
     digest: &Digest,
@@ -555,7 +585,8 @@ fn extract(
     while let Some(header) = tar.next_entry().map_err(blob_err)? {
         stage.add(&header, &mut tar)?;
     }
-    // What follows the end marker is read too: the decoder hashes it.
+    // The decoder goes on to the end of the stream (the hasher needs it
+    // all): take the rest, so it is not left waiting.
     tar.into_inner().drain();
     Ok(())
 }
@@ -563,17 +594,19 @@ fn extract(
 /// The decompressed stream, as received chunk by chunk; hands drained
 /// buffers back for reuse.
 struct ChunkReader {
-    rx: Receiver<Chunk>,
+    rx: Receiver<Arc<Chunk>>,
     free: Sender<Vec<u8>>,
-    current: Option<Chunk>,
+    current: Option<Arc<Chunk>>,
     pos: usize,
 }
 
 impl ChunkReader {
     fn drain(&mut self) {
-        self.current = None;
+        if let Some(done) = self.current.take() {
+            recycle(done, &self.free);
+        }
         while let Ok(chunk) = self.rx.recv() {
-            let _ = self.free.send(chunk.buf);
+            recycle(chunk, &self.free);
         }
     }
 }
@@ -593,7 +626,7 @@ impl BufRead for ChunkReader {
         // A loop, so an empty chunk is skipped rather than read as the end.
         while self.current.as_ref().is_none_or(|c| self.pos >= c.len) {
             if let Some(done) = self.current.take() {
-                let _ = self.free.send(done.buf);
+                recycle(done, &self.free);
             }
             match self.rx.recv() {
                 Ok(chunk) => {
@@ -635,21 +668,25 @@ mod tests {
         let blob = encoder.finish().unwrap();
         // Room for everything, so only the limit can stop the decoder.
         let (tx, rx) = mpsc::sync_channel(1024);
+        let (hash_tx, _hash_rx) = mpsc::sync_channel(1024);
         let (_free_tx, free_rx) = mpsc::channel();
         let limit = 3 << 20;
         let digest = Digest::of(&blob);
+        let outlets = Outlets {
+            extract: tx,
+            hash: hash_tx,
+        };
         let result = decode(
             &blob[..],
             Compression::Zstd,
             Some(limit),
-            &tx,
+            &outlets,
             &free_rx,
             &digest,
-            &mut Hasher::new(),
         );
         assert!(matches!(result, Err(UnpackError::TooLarge { .. })));
-        drop(tx);
-        let handed_on: u64 = rx.iter().map(|c: Chunk| c.len as u64).sum();
+        drop(outlets);
+        let handed_on: u64 = rx.iter().map(|c| c.len as u64).sum();
         assert!(
             handed_on <= limit,
             "{handed_on} bytes passed a {limit}-byte limit"
@@ -657,33 +694,40 @@ mod tests {
     }
 
     /// The diff_id is of every decompressed byte, whatever the extractor
-    /// reads of them.
+    /// reads of them; a buffer both helpers are done with is reused.
     #[test]
-    fn the_decoder_hashes_everything_it_decodes() {
+    fn every_decoded_byte_is_hashed_and_extracted() {
         let content: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i % 251) as u8).collect();
         let mut encoder = compress_writer(Vec::new(), Compression::Zstd, None).unwrap();
         encoder.write_all(&content).unwrap();
         let blob = encoder.finish().unwrap();
         let (tx, rx) = mpsc::sync_channel(1024);
-        let (_free_tx, free_rx) = mpsc::channel();
-        let mut hasher = Hasher::new();
+        let (hash_tx, hash_rx) = mpsc::sync_channel(1024);
+        let (free_tx, free_rx) = mpsc::channel();
+        let outlets = Outlets {
+            extract: tx,
+            hash: hash_tx,
+        };
         let flow = decode(
             &blob[..],
             Compression::Zstd,
             None,
-            &tx,
+            &outlets,
             &free_rx,
             &Digest::of(&blob),
-            &mut hasher,
         )
         .unwrap();
         assert!(matches!(flow, Flow::Complete));
-        drop(tx);
-        assert_eq!(rx.iter().map(|c| c.len).sum::<usize>(), content.len());
-        assert_eq!(
-            hasher.finish(),
-            (Digest::of(&content), content.len() as u64)
-        );
+        drop(outlets);
+        let extracted: Vec<u8> = rx
+            .iter()
+            .flat_map(|c: Arc<Chunk>| c.buf[..c.len].to_vec())
+            .collect();
+        assert_eq!(extracted, content);
+        // The extractor's references are gone: the hasher holds the last.
+        let hashed = hash(hash_rx, free_tx);
+        assert_eq!(hashed, (Digest::of(&content), content.len() as u64));
+        assert_eq!(free_rx.try_iter().count(), 4, "every buffer came back");
     }
 
     #[test]
@@ -693,10 +737,10 @@ mod tests {
         for piece in [&b"hello "[..], b"", b"world"] {
             let mut buf = piece.to_vec();
             buf.extend_from_slice(b"padding that is not part of the stream");
-            tx.send(Chunk {
+            tx.send(Arc::new(Chunk {
                 buf,
                 len: piece.len(),
-            })
+            }))
             .unwrap();
         }
         drop(tx);
