@@ -345,10 +345,12 @@ fn access_path(dir: &OwnedFd) -> Option<PathBuf> {
 
 /// How many directories a [`DirFds`] keeps open. Tar order visits a
 /// directory's entries together and descends one level at a time, so a
-/// short stack of the most recently used is nearly always enough; the cap
-/// keeps a restore far below the default limit of 1024 open files, with
-/// several entries restored at once.
-const OPEN_DIRS: usize = 64;
+/// short stack of the most recently used is nearly always enough (a miss
+/// costs one lookup of one name beneath the nearest open ancestor); the
+/// cap keeps a restore well below the common limit of 1024 open files with
+/// an entry per CPU restored at once, and when the limit is hit anyway the
+/// cached ones are closed and the open tried again.
+const OPEN_DIRS: usize = 16;
 
 /// An open directory below a root: the root itself, or one [`DirFds`]
 /// opened (it stays open while a caller holds it, even once evicted).
@@ -432,12 +434,17 @@ impl<'r> DirFds<'r> {
                     "not a plain relative path",
                 ));
             }
-            let fd = Arc::new(rustix::fs::openat(
-                &dir,
-                name,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?);
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let fd = match rustix::fs::openat(&dir, name, flags, Mode::empty()) {
+                // Out of file descriptors: give back the cached ones (`dir`
+                // stays open while held here) and try once more.
+                Err(Errno::MFILE | Errno::NFILE) if !self.open.is_empty() => {
+                    self.open.clear();
+                    rustix::fs::openat(&dir, name, flags, Mode::empty())?
+                }
+                other => other?,
+            };
+            let fd = Arc::new(fd);
             self.insert(&rel[..end], fd.clone());
             dir = DirFd::Below(fd);
             if end == rel.len() {
@@ -481,5 +488,66 @@ impl<'r> DirFds<'r> {
             fd,
             used: self.clock,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::{self, File};
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn errno(result: io::Result<DirFd<'_>>) -> Option<i32> {
+        result.err().and_then(|e| e.raw_os_error())
+    }
+
+    #[test]
+    fn dir_fds_open_real_directories_only_and_never_follow_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::create_dir(tmp.path().join("outside")).unwrap();
+        symlink(tmp.path().join("outside"), root.join("a/link")).unwrap();
+        symlink("b", root.join("a/rel")).unwrap();
+        fs::write(root.join("a/file"), "x").unwrap();
+        let root_dir = File::open(&root).unwrap();
+        let mut fds = DirFds::new(root_dir.as_fd());
+
+        assert!(fds.get(b"a/b").is_ok());
+        for through in [&b"a/link"[..], b"a/link/x", b"a/rel", b"a/file"] {
+            assert_eq!(errno(fds.get(through)), Some(libc::ENOTDIR), "{through:?}");
+        }
+        assert_eq!(errno(fds.get(b"a/missing")), Some(libc::ENOENT));
+        for bad in [&b"a/../a"[..], b"a//b", b"./a", b"a/"] {
+            let err = fds.get(bad).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn dir_fds_forget_renamed_directories_and_outlive_their_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for i in 0..3 * OPEN_DIRS {
+            fs::create_dir_all(root.join(format!("d/{i}/sub"))).unwrap();
+        }
+        let root_dir = File::open(root).unwrap();
+        let mut fds = DirFds::new(root_dir.as_fd());
+        let held = fds.get(b"d/0/sub").unwrap();
+        for i in 0..3 * OPEN_DIRS {
+            fds.get(format!("d/{i}/sub").as_bytes()).unwrap();
+        }
+        assert!(fds.open.len() <= OPEN_DIRS);
+        // Evicted, yet still open while held.
+        fs::write(root.join("d/0/sub/f"), "x").unwrap();
+        assert!(rustix::fs::statat(&held, "f", AtFlags::empty()).is_ok());
+
+        // A renamed directory is not reached by its old path once forgotten.
+        fds.get(b"d/1/sub").unwrap();
+        fs::rename(root.join("d/1"), root.join("d/moved")).unwrap();
+        fds.forget(b"d/1");
+        assert_eq!(errno(fds.get(b"d/1/sub")), Some(libc::ENOENT));
+        assert!(fds.get(b"d/moved/sub").is_ok());
     }
 }
