@@ -203,11 +203,13 @@ impl Slot {
 }
 
 /// A directory this layer places or passes through. Directories stay in
-/// memory (they are few); everything else is found on disk by its
-/// temporary name (see [`TempNames::staged`]) and listed in a [`Journal`].
+/// memory (they are few); everything else is found on disk by the name it
+/// is staged as (see [`Stage::staged_name`]), and listed in a [`Journal`]
+/// when a rename of its own must put it in place.
 struct Dir {
-    /// Where it is now: its real path, or a temporary one if it must
-    /// replace a non-directory (see `replaces`).
+    /// Where it is now: its real path, or a temporary one until commit if
+    /// this layer made it (or the fresh directory it lies in) where nothing
+    /// was, or where a non-directory must be replaced (see `replaces`).
     actual: Vec<u8>,
     /// The real path a temporary directory is renamed to at commit.
     replaces: Option<Vec<u8>>,
@@ -703,8 +705,8 @@ impl<'a> Stage<'a> {
         }
     }
 
-    /// What this layer staged at archive path `rel`, found on disk by its
-    /// temporary names; `None` if nothing, or a directory.
+    /// What this layer staged at archive path `rel`, found on disk by the
+    /// names it is staged as; `None` if nothing, or a directory.
     fn find_staged(&self, rel: &[u8]) -> Result<Option<Staged>, UnpackError> {
         let (parent, name) = split_last(rel);
         let Some(dir) = self.dirs.get(parent) else {
@@ -1303,10 +1305,14 @@ impl<'a> Stage<'a> {
         } else {
             &[Slot::Plain, Slot::Hardlink]
         };
-        let dir = match self.dir_fd(&record.parent_actual) {
+        let dir = match self.fds.borrow_mut().get(&record.parent_actual) {
             Ok(dir) => dir,
+            // A fresh directory already renamed into place (its temporary
+            // path is gone) or removed: nothing left to remove here.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
             Err(e) => {
-                tracing::warn!(error = %e, "could not remove temporary files");
+                let path = on_disk(self.root, &record.parent_actual);
+                tracing::warn!(path = %path.display(), error = %e, "could not remove temporary files");
                 return;
             }
         };
