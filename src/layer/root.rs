@@ -12,9 +12,10 @@
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -64,6 +65,11 @@ impl OpenRoot {
     /// The root as the user knows it.
     pub fn display_path(&self) -> &Path {
         &self.display
+    }
+
+    /// The opened root directory itself.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self._dir.as_fd()
     }
 }
 
@@ -335,4 +341,213 @@ fn access_path(dir: &OwnedFd) -> Option<PathBuf> {
     let direct = rustix::fs::fstat(dir).ok()?;
     use std::os::unix::fs::MetadataExt;
     (via_proc.dev() == direct.st_dev && via_proc.ino() == direct.st_ino).then_some(path)
+}
+
+/// How many directories a [`DirFds`] keeps open. Tar order visits a
+/// directory's entries together and descends one level at a time, so a
+/// short stack of the most recently used is nearly always enough (a miss
+/// costs one lookup of one name beneath the nearest open ancestor); the
+/// cap keeps a restore well below the common limit of 1024 open files with
+/// an entry per CPU restored at once, and when the limit is hit anyway the
+/// cached ones are closed and the open tried again.
+const OPEN_DIRS: usize = 16;
+
+/// An open directory below a root: the root itself, or one [`DirFds`]
+/// opened (it stays open while a caller holds it, even once evicted).
+#[derive(Debug, Clone)]
+pub enum DirFd<'r> {
+    Root(BorrowedFd<'r>),
+    Below(Arc<OwnedFd>),
+}
+
+impl AsFd for DirFd<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            DirFd::Root(fd) => *fd,
+            DirFd::Below(fd) => fd.as_fd(),
+        }
+    }
+}
+
+/// The directories below an open root, by root-relative path, each opened
+/// beneath its already-open parent one name at a time with
+/// `O_PATH | O_DIRECTORY | O_NOFOLLOW`: a symlink (or anything but a real
+/// directory) anywhere on the way is an error, never followed, and once
+/// open a directory stays the one that was checked, whatever is swapped in
+/// at its path meanwhile. Every call made through one is a lookup of a
+/// single name in a directory, instead of the walk of a long path (and of
+/// `/proc/self/fd/N`) per call.
+///
+/// A cache by path: whoever renames or removes a directory below the root
+/// must [`DirFds::forget`] it (or [`DirFds::clear`]), or the old path would
+/// still reach it.
+#[derive(Debug)]
+pub struct DirFds<'r> {
+    root: BorrowedFd<'r>,
+    open: Vec<OpenDir>,
+    clock: u64,
+}
+
+#[derive(Debug)]
+struct OpenDir {
+    rel: Vec<u8>,
+    fd: Arc<OwnedFd>,
+    used: u64,
+}
+
+impl<'r> DirFds<'r> {
+    pub fn new(root: BorrowedFd<'r>) -> DirFds<'r> {
+        DirFds {
+            root,
+            open: Vec::with_capacity(OPEN_DIRS),
+            clock: 0,
+        }
+    }
+
+    /// The directory at `rel` (`a/b`, no empty, `.` or `..` component; ""
+    /// is the root), opened beneath its parent. `ENOTDIR` if something on
+    /// the way is a symlink or not a directory, `ENOENT` if missing.
+    pub fn get(&mut self, rel: &[u8]) -> io::Result<DirFd<'r>> {
+        if rel.is_empty() {
+            return Ok(DirFd::Root(self.root));
+        }
+        if let Some(fd) = self.cached(rel) {
+            return Ok(fd);
+        }
+        // The deepest ancestor already open, and where the rest starts.
+        let (mut dir, mut start) = (DirFd::Root(self.root), 0);
+        for (i, _) in rel.iter().enumerate().rev().filter(|(_, b)| **b == b'/') {
+            if let Some(fd) = self.cached(&rel[..i]) {
+                (dir, start) = (fd, i + 1);
+                break;
+            }
+        }
+        loop {
+            let end = rel[start..]
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(rel.len(), |p| start + p);
+            let name = &rel[start..end];
+            if name.is_empty() || name == b"." || name == b".." {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a plain relative path",
+                ));
+            }
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let fd = match rustix::fs::openat(&dir, name, flags, Mode::empty()) {
+                // Out of file descriptors: give back the cached ones (`dir`
+                // stays open while held here) and try once more.
+                Err(Errno::MFILE | Errno::NFILE) if !self.open.is_empty() => {
+                    self.open.clear();
+                    rustix::fs::openat(&dir, name, flags, Mode::empty())?
+                }
+                other => other?,
+            };
+            let fd = Arc::new(fd);
+            self.insert(&rel[..end], fd.clone());
+            dir = DirFd::Below(fd);
+            if end == rel.len() {
+                return Ok(dir);
+            }
+            start = end + 1;
+        }
+    }
+
+    /// Drops `rel` and everything below it: it was renamed or removed.
+    pub fn forget(&mut self, rel: &[u8]) {
+        self.open.retain(|d| {
+            !(d.rel.starts_with(rel) && (d.rel.len() == rel.len() || d.rel[rel.len()] == b'/'))
+        });
+    }
+
+    /// Drops every open directory.
+    pub fn clear(&mut self) {
+        self.open.clear();
+    }
+
+    fn cached(&mut self, rel: &[u8]) -> Option<DirFd<'r>> {
+        self.clock += 1;
+        let clock = self.clock;
+        // Newest last: the directory used just before is found first.
+        self.open.iter_mut().rev().find(|d| d.rel == rel).map(|d| {
+            d.used = clock;
+            DirFd::Below(d.fd.clone())
+        })
+    }
+
+    fn insert(&mut self, rel: &[u8], fd: Arc<OwnedFd>) {
+        if self.open.len() >= OPEN_DIRS
+            && let Some(oldest) = (0..self.open.len()).min_by_key(|&i| self.open[i].used)
+        {
+            self.open.swap_remove(oldest);
+        }
+        self.clock += 1;
+        self.open.push(OpenDir {
+            rel: rel.to_vec(),
+            fd,
+            used: self.clock,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::{self, File};
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn errno(result: io::Result<DirFd<'_>>) -> Option<i32> {
+        result.err().and_then(|e| e.raw_os_error())
+    }
+
+    #[test]
+    fn dir_fds_open_real_directories_only_and_never_follow_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::create_dir(tmp.path().join("outside")).unwrap();
+        symlink(tmp.path().join("outside"), root.join("a/link")).unwrap();
+        symlink("b", root.join("a/rel")).unwrap();
+        fs::write(root.join("a/file"), "x").unwrap();
+        let root_dir = File::open(&root).unwrap();
+        let mut fds = DirFds::new(root_dir.as_fd());
+
+        assert!(fds.get(b"a/b").is_ok());
+        for through in [&b"a/link"[..], b"a/link/x", b"a/rel", b"a/file"] {
+            assert_eq!(errno(fds.get(through)), Some(libc::ENOTDIR), "{through:?}");
+        }
+        assert_eq!(errno(fds.get(b"a/missing")), Some(libc::ENOENT));
+        for bad in [&b"a/../a"[..], b"a//b", b"./a", b"a/"] {
+            let err = fds.get(bad).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn dir_fds_forget_renamed_directories_and_outlive_their_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for i in 0..3 * OPEN_DIRS {
+            fs::create_dir_all(root.join(format!("d/{i}/sub"))).unwrap();
+        }
+        let root_dir = File::open(root).unwrap();
+        let mut fds = DirFds::new(root_dir.as_fd());
+        let held = fds.get(b"d/0/sub").unwrap();
+        for i in 0..3 * OPEN_DIRS {
+            fds.get(format!("d/{i}/sub").as_bytes()).unwrap();
+        }
+        assert!(fds.open.len() <= OPEN_DIRS);
+        // Evicted, yet still open while held.
+        fs::write(root.join("d/0/sub/f"), "x").unwrap();
+        assert!(rustix::fs::statat(&held, "f", AtFlags::empty()).is_ok());
+
+        // A renamed directory is not reached by its old path once forgotten.
+        fds.get(b"d/1/sub").unwrap();
+        fs::rename(root.join("d/1"), root.join("d/moved")).unwrap();
+        fds.forget(b"d/1");
+        assert_eq!(errno(fds.get(b"d/1/sub")), Some(libc::ENOENT));
+        assert!(fds.get(b"d/moved/sub").is_ok());
+    }
 }

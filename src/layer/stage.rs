@@ -1,27 +1,54 @@
 //! One layer's changes, staged beside their destinations and committed only
 //! after the whole blob has been verified.
 //!
-//! Every file, symlink and hard link is written under a temporary name in
-//! its destination directory; whiteouts are only recorded. `commit` checks
-//! for type conflicts, applies the whiteouts, then renames everything into
-//! place (atomically, one file at a time). `rollback` removes what staging
-//! made. Nothing ever follows a symlink below the root: parents are checked
-//! with `lstat` (or are directories this layer made), and staging creates
-//! names with `O_EXCL` semantics.
+//! In a directory already on disk, every file, symlink and hard link is
+//! written under a temporary name; a directory missing on disk is made
+//! under a temporary name in the nearest directory that exists, and what
+//! this layer puts in it (subdirectories, files, symlinks) is made at its
+//! final names there, since nothing but this layer can be in it (hard
+//! links alone keep a temporary, so a superseded entry's kind can be
+//! told). Whiteouts are only recorded. `commit` checks for type conflicts,
+//! applies the whiteouts, then renames everything into place: each staged
+//! name in an existing directory, then each new directory tree as a whole
+//! (atomically, one name at a time: no name is ever visible half-written).
+//! `rollback` removes what staging made. A killed restore leaves only
+//! temporary names behind (`.regcache-tmp-<pid>-…`), removed by the next
+//! restore into the tree (see `leftovers`).
+//!
+//! Nothing ever follows a symlink below the root: parents are checked with
+//! `lstat` (or are directories this layer made), and staging creates names
+//! with `O_EXCL` semantics. Staging and renaming go through open
+//! directories ([`DirFds`]): every call names one entry of a directory
+//! opened beneath its parent without following a symlink, so no path is
+//! walked twice, and a symlink swapped in on the way after a check is
+//! refused rather than followed.
+//!
+//! A directory this layer made (`fresh`) is trusted to hold only what this
+//! layer put there, and is not looked into before a name is made in it.
+//! Only a concurrent process could break that trust (a cache only names
+//! entries); what it plants there is refused or replaced, never followed:
+//! `mkdirat` and `O_CREAT | O_EXCL` fail on any name already taken, a taken
+//! file name is then removed (unlink does not follow) and made again, a
+//! taken directory name fails the layer, and a directory is only ever
+//! opened with `O_NOFOLLOW` (see the `planted` tests).
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ffi::OsStr;
-use std::fs::{self, File, FileTimes, Metadata, OpenOptions, Permissions};
+use std::fs::{self, File, FileTimes, Metadata, Permissions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Timespec, Timestamps};
+use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 
 use super::pax::MTime;
+use super::root::{DirFd, DirFds};
 use super::safe_path::{ancestors, depth, is_within, join, lossy, normalize, on_disk, split_last};
 use super::stats::EntryStats;
 use super::superseded::FinalLayers;
@@ -176,15 +203,21 @@ impl Slot {
 }
 
 /// A directory this layer places or passes through. Directories stay in
-/// memory (they are few); everything else is found on disk by its
-/// temporary name (see [`TempNames::staged`]) and listed in a [`Journal`].
+/// memory (they are few); everything else is found on disk by the name it
+/// is staged as (see [`Stage::staged_name`]), and listed in a [`Journal`]
+/// when a rename of its own must put it in place.
 struct Dir {
-    /// Where it is now: its real path, or a temporary one if it must
-    /// replace a non-directory (see `replaces`).
+    /// Where it is now: its real path, or a temporary one until commit if
+    /// this layer made it (or the fresh directory it lies in) where nothing
+    /// was, or where a non-directory must be replaced (see `replaces`).
     actual: Vec<u8>,
     /// The real path a temporary directory is renamed to at commit.
     replaces: Option<Vec<u8>>,
-    /// Made by this layer, so nothing under it can pre-exist on disk.
+    /// Made by this layer, under a temporary name (its own, or that of
+    /// the fresh directory it lies in): nothing under it pre-exists on
+    /// disk, what this layer puts in it is staged at its final name (see
+    /// [`Stage::staged_name`]), and the whole tree takes its real path when
+    /// its top is renamed at commit.
     fresh: bool,
     /// From the archive's entry; `None` for a parent it only implies.
     meta: Option<(u32, MTime)>,
@@ -212,7 +245,12 @@ struct Staged {
 }
 
 pub struct Stage<'a> {
+    /// The root's path, for messages and the rare path-based steps
+    /// (whiteouts); `root_fd` is the same directory.
     root: &'a Path,
+    /// Open directories below the root, which staging and renaming go
+    /// through.
+    fds: RefCell<DirFds<'a>>,
     layer: &'a Digest,
     temps: &'a mut TempNames,
     /// Every directory this layer places or passes through; "" is the root.
@@ -223,8 +261,10 @@ pub struct Stage<'a> {
     redirects: Vec<Vec<u8>>,
     whiteouts: Vec<Vec<u8>>,
     opaques: Vec<Vec<u8>>,
-    /// Directories this layer created in place, parents first.
-    created: Vec<Vec<u8>>,
+    /// Directories this layer made under a temporary name in a directory
+    /// that is not fresh itself, in archive order: each is renamed to its
+    /// real path (where nothing was) at commit.
+    births: Vec<Vec<u8>>,
     /// Existing directories made writable to stage into: path, old mode.
     loosened: Vec<(Vec<u8>, u32)>,
     /// Skip estargz's own metadata files at the root.
@@ -247,14 +287,17 @@ impl<'a> Stage<'a> {
         self.finals = Some(finals);
     }
 
+    /// Stages into the root directory `root_fd`, whose path (for messages
+    /// and whiteouts) is `root`.
     pub fn new(
         root: &'a Path,
+        root_fd: BorrowedFd<'a>,
         layer: &'a Digest,
         temps: &'a mut TempNames,
         estargz: bool,
     ) -> Stage<'a> {
         temps.next_layer();
-        let free = match free_space(root) {
+        let free = match free_space(root_fd) {
             Ok(free) => Some(free),
             Err(e) => {
                 tracing::warn!(root = %root.display(), error = %e, "cannot tell the free space; entry sizes are not checked against it");
@@ -265,6 +308,7 @@ impl<'a> Stage<'a> {
         dirs.insert(Vec::new(), Dir::new(Vec::new(), false, None));
         Stage {
             root,
+            fds: RefCell::new(DirFds::new(root_fd)),
             layer,
             temps,
             dirs,
@@ -272,7 +316,7 @@ impl<'a> Stage<'a> {
             redirects: Vec::new(),
             whiteouts: Vec::new(),
             opaques: Vec::new(),
-            created: Vec::new(),
+            births: Vec::new(),
             loosened: Vec::new(),
             estargz,
             free,
@@ -333,11 +377,34 @@ impl<'a> Stage<'a> {
         }
     }
 
+    /// `lstat` by path, for the whiteout steps.
     fn lstat(&self, rel: &[u8]) -> Result<Option<Metadata>, UnpackError> {
         match fs::symlink_metadata(on_disk(self.root, rel)) {
             Ok(meta) => Ok(Some(meta)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io(rel, e)),
+        }
+    }
+
+    /// The on-disk directory `actual`, open (see [`DirFds`]).
+    fn dir_fd(&self, actual: &[u8]) -> Result<DirFd<'a>, UnpackError> {
+        self.fds
+            .borrow_mut()
+            .get(actual)
+            .map_err(|e| self.io(actual, e))
+    }
+
+    /// `lstat` of `name` in the on-disk directory `dir`.
+    fn lstat_in(&self, dir: &[u8], name: &[u8]) -> Result<Option<Lstat>, UnpackError> {
+        let fd = self.dir_fd(dir)?;
+        match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(Lstat {
+                mode: stat.st_mode,
+                uid: stat.st_uid,
+                size: u64::try_from(stat.st_size).unwrap_or(0),
+            })),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(self.io(&join(dir, name), e.into())),
         }
     }
 
@@ -448,14 +515,11 @@ impl<'a> Stage<'a> {
         let existing = if self.is_fresh(parent) {
             None
         } else {
-            self.lstat(&actual)?
+            self.lstat_in(&parent_actual, name)?
         };
-        let fresh = match existing {
-            None => {
-                self.mkdir(&actual)?;
-                true
-            }
-            Some(meta) if meta.file_type().is_symlink() => {
+        let dir = match existing {
+            None => self.make_dir(rel, &parent_actual, None)?,
+            Some(meta) if meta.is_symlink() => {
                 let reason = format!(
                     "{:?} is a symlink on disk; refusing to write through it",
                     lossy(rel)
@@ -464,7 +528,7 @@ impl<'a> Stage<'a> {
             }
             Some(meta) if meta.is_dir() => {
                 self.loosen(&actual, &meta)?;
-                false
+                Dir::new(actual, false, None)
             }
             Some(_) => {
                 return Err(UnpackError::TypeConflict {
@@ -477,24 +541,47 @@ impl<'a> Stage<'a> {
                 });
             }
         };
-        self.dirs
-            .insert(rel.to_vec(), Dir::new(actual.clone(), fresh, None));
+        let actual = dir.actual.clone();
+        self.dirs.insert(rel.to_vec(), dir);
         Ok(actual)
     }
 
-    fn mkdir(&mut self, actual: &[u8]) -> Result<(), UnpackError> {
-        fs::create_dir(on_disk(self.root, actual)).map_err(|e| self.io(actual, e))?;
-        self.created.push(actual.to_vec());
-        Ok(())
+    /// Makes the directory `rel`, missing on disk, in the on-disk directory
+    /// `parent_actual`: at its name if that directory is fresh (a tree this
+    /// layer builds under a temporary name), else under a temporary name of
+    /// its own, renamed into place at commit. `mkdirat` fails rather than
+    /// use anything already there.
+    fn make_dir(
+        &mut self,
+        rel: &[u8],
+        parent_actual: &[u8],
+        meta: Option<(u32, MTime)>,
+    ) -> Result<Dir, UnpackError> {
+        let (parent, name) = split_last(rel);
+        let real = join(parent_actual, name);
+        if self.is_fresh(parent) {
+            let fd = self.dir_fd(parent_actual)?;
+            rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o777))
+                .map_err(|e| self.io(&real, e.into()))?;
+            return Ok(Dir::new(real, true, meta));
+        }
+        let temp = self.make_temp(parent_actual, |dir, name| {
+            Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o777))?)
+        })?;
+        self.births.push(rel.to_vec());
+        Ok(Dir {
+            replaces: Some(real),
+            ..Dir::new(temp, true, meta)
+        })
     }
 
     /// An existing directory we cannot write into (a read-only tree from an
     /// earlier restore, such as Go's module cache) is made writable for
     /// the restore; `finish` puts the mode back unless the archive sets one.
-    fn loosen(&mut self, actual: &[u8], meta: &Metadata) -> Result<(), UnpackError> {
-        let mode = meta.mode() & 0o7777;
+    fn loosen(&mut self, actual: &[u8], meta: &Lstat) -> Result<(), UnpackError> {
+        let mode = meta.mode & 0o7777;
         // SAFETY: geteuid has no preconditions and cannot fail.
-        let ours = meta.uid() == unsafe { libc::geteuid() };
+        let ours = meta.uid == unsafe { libc::geteuid() };
         if mode & 0o700 == 0o700 || !ours {
             return Ok(());
         }
@@ -529,13 +616,10 @@ impl<'a> Stage<'a> {
         let existing = if self.is_fresh(parent) {
             None
         } else {
-            self.lstat(&actual)?
+            self.lstat_in(&parent_actual, name)?
         };
         let dir = match existing {
-            None => {
-                self.mkdir(&actual)?;
-                Dir::new(actual, true, meta)
-            }
+            None => self.make_dir(rel, &parent_actual, meta)?,
             Some(on_disk_meta) if on_disk_meta.is_dir() => {
                 self.loosen(&actual, &on_disk_meta)?;
                 Dir::new(actual, false, meta)
@@ -544,7 +628,9 @@ impl<'a> Stage<'a> {
                 // A file or symlink is in the way. Build the directory under
                 // a temporary name: it takes that path at commit only if this
                 // layer also whites the path out, else it is a type conflict.
-                let temp = self.make_temp(&parent_actual, |path| fs::create_dir(path))?;
+                let temp = self.make_temp(&parent_actual, |dir, name| {
+                    Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o777))?)
+                })?;
                 self.redirects.push(rel.to_vec());
                 Dir {
                     replaces: Some(actual),
@@ -558,16 +644,18 @@ impl<'a> Stage<'a> {
     }
 
     /// Creates something under a fresh temporary name in `dir` with
-    /// `create`, which must fail with `AlreadyExists` rather than replace.
+    /// `create` (given the open `dir` and the name), which must fail with
+    /// `AlreadyExists` rather than replace.
     fn make_temp(
         &mut self,
         dir: &[u8],
-        mut create: impl FnMut(&Path) -> io::Result<()>,
+        mut create: impl FnMut(&DirFd<'a>, &[u8]) -> io::Result<()>,
     ) -> Result<Vec<u8>, UnpackError> {
+        let fd = self.dir_fd(dir)?;
         for _ in 0..64 {
-            let temp = join(dir, &self.temps.next());
-            match create(&on_disk(self.root, &temp)) {
-                Ok(()) => return Ok(temp),
+            let name = self.temps.next();
+            match create(&fd, &name) {
+                Ok(()) => return Ok(join(dir, &name)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(self.io(dir, e)),
             }
@@ -604,97 +692,133 @@ impl<'a> Stage<'a> {
         join(dir, &self.temps.staged(name, slot))
     }
 
-    /// What this layer staged at archive path `rel`, found on disk by its
-    /// temporary names; `None` if nothing, or a directory.
+    /// The name a non-directory `name` is staged as in its directory: its
+    /// temporary, or in a fresh directory (which is not at its real path
+    /// before commit, and holds nothing but this layer's staging) its own
+    /// name for a regular file or symlink. A hard link keeps its temporary
+    /// everywhere, so a superseded entry's kind can still be told.
+    fn staged_name(&self, fresh: bool, name: &[u8], slot: Slot) -> Vec<u8> {
+        if fresh && slot == Slot::Plain {
+            name.to_vec()
+        } else {
+            self.temps.staged(name, slot)
+        }
+    }
+
+    /// What this layer staged at archive path `rel`, found on disk by the
+    /// names it is staged as; `None` if nothing, or a directory.
     fn find_staged(&self, rel: &[u8]) -> Result<Option<Staged>, UnpackError> {
         let (parent, name) = split_last(rel);
         let Some(dir) = self.dirs.get(parent) else {
             // Staging always goes through its parent first.
             return Ok(None);
         };
-        let plain = self.temp_in(&dir.actual, name, Slot::Plain);
-        if let Some(meta) = self.lstat(&plain)? {
-            let kind = if meta.file_type().is_symlink() {
+        let plain = self.staged_name(dir.fresh, name, Slot::Plain);
+        if let Some(meta) = self.lstat_in(&dir.actual, &plain)?
+            // In a fresh directory, its subdirectories are at their names
+            // too; they are not staged non-directories.
+            && !meta.is_dir()
+        {
+            let kind = if meta.is_symlink() {
                 StagedKind::Symlink
             } else {
                 StagedKind::File
             };
-            return Ok(Some(Staged { kind, temp: plain }));
+            return Ok(Some(Staged {
+                kind,
+                temp: join(&dir.actual, &plain),
+            }));
         }
         if dir.links {
-            let link = self.temp_in(&dir.actual, name, Slot::Hardlink);
-            if self.lstat(&link)?.is_some() {
+            let link = self.temps.staged(name, Slot::Hardlink);
+            if self.lstat_in(&dir.actual, &link)?.is_some() {
                 return Ok(Some(Staged {
                     kind: StagedKind::Hardlink,
-                    temp: link,
+                    temp: join(&dir.actual, &link),
                 }));
             }
         }
         Ok(None)
     }
 
-    /// Creates `rel`'s temporary with `create`, which must fail with
-    /// `AlreadyExists` rather than replace. A later entry of the same name
-    /// in one layer replaces the earlier one, as in any tar extraction,
-    /// and is renamed where the first one would have been.
+    /// Creates `rel`'s temporary with `create` (given its open directory
+    /// and its name there), which must fail with `AlreadyExists` rather
+    /// than replace. A later entry of the same name in one layer replaces
+    /// the earlier one, as in any tar extraction, and is renamed where the
+    /// first one would have been.
     fn stage(
         &mut self,
         rel: &[u8],
         kind: StagedKind,
         target: &Target,
-        mut create: impl FnMut(&Path) -> io::Result<()>,
+        mut create: impl FnMut(&DirFd<'a>, &[u8]) -> io::Result<()>,
     ) -> Result<Vec<u8>, UnpackError> {
         let (parent, name) = split_last(rel);
         let slot = Slot::of(kind);
-        let temp = self.temp_in(&target.parent_actual, name, slot);
-        let path = on_disk(self.root, &temp);
-        let mut seen = match create(&path) {
+        let fresh = self.is_fresh(parent);
+        let dir = self.dir_fd(&target.parent_actual)?;
+        let temp_name = self.staged_name(fresh, name, slot);
+        let mut seen = match create(&dir, &temp_name) {
             Ok(()) => false,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                self.supersede(&temp, slot)?;
-                create(&path).map_err(|e| self.io(rel, e))?;
+                self.supersede(&target.parent_actual, &temp_name, slot)?;
+                create(&dir, &temp_name).map_err(|e| self.io(rel, e))?;
                 true
             }
             Err(e) => return Err(self.io(rel, e)),
         };
+        // A hard link's temporary in a fresh directory: this one, or one
+        // an earlier entry of the name staged (and listed) there.
+        let listed_link = seen && kind == StagedKind::Hardlink;
         let links_here = self.dirs.get(parent).is_some_and(|dir| dir.links);
         if kind == StagedKind::Hardlink || links_here {
-            let other = self.temp_in(&target.parent_actual, name, slot.other());
-            seen |= self.supersede(&other, slot.other())?;
+            let other = self.staged_name(fresh, name, slot.other());
+            seen |= self.supersede(&target.parent_actual, &other, slot.other())?;
         }
         if kind == StagedKind::Hardlink
             && let Some(dir) = self.dirs.get_mut(parent)
         {
             dir.links = true;
         }
-        if !seen && let Err(e) = self.record(rel, target) {
+        // Listed in the journal once, to be renamed at commit; in a fresh
+        // directory only a hard link's temporary needs that (a name listed
+        // twice finds nothing to rename the second time).
+        let list = if fresh {
+            kind == StagedKind::Hardlink && !listed_link
+        } else {
+            !seen
+        };
+        if list && let Err(e) = self.record(rel, target) {
             // Not in the journal, so rollback would not find it.
-            let _ = fs::remove_file(&path);
+            let _ = rustix::fs::unlinkat(&dir, &temp_name, AtFlags::empty());
             return Err(e);
         }
-        Ok(temp)
+        Ok(join(&target.parent_actual, &temp_name))
     }
 
-    /// Removes an earlier entry's temporary, if there is one, and takes it
-    /// back out of the stats. `true` if there was one.
-    fn supersede(&mut self, temp: &[u8], slot: Slot) -> Result<bool, UnpackError> {
-        let Some(meta) = self.lstat(temp)? else {
+    /// Removes an earlier entry's temporary `name` in the on-disk
+    /// directory `dir`, if there is one, and takes it back out of the
+    /// stats. `true` if there was one.
+    fn supersede(&mut self, dir: &[u8], name: &[u8], slot: Slot) -> Result<bool, UnpackError> {
+        let Some(meta) = self.lstat_in(dir, name)? else {
             return Ok(false);
         };
         let stats = &mut self.stats;
         match slot {
             Slot::Hardlink => stats.hardlinks = stats.hardlinks.saturating_sub(1),
-            Slot::Plain if meta.file_type().is_symlink() => {
+            Slot::Plain if meta.is_symlink() => {
                 stats.symlinks = stats.symlinks.saturating_sub(1);
             }
             Slot::Plain => {
                 stats.files = stats.files.saturating_sub(1);
-                stats.bytes = stats.bytes.saturating_sub(meta.len());
-                self.written = self.written.saturating_sub(meta.len());
+                stats.bytes = stats.bytes.saturating_sub(meta.size);
+                self.written = self.written.saturating_sub(meta.size);
             }
         }
-        tracing::debug!(temp = %lossy(temp), "removing a superseded temporary");
-        fs::remove_file(on_disk(self.root, temp)).map_err(|e| self.io(temp, e))?;
+        let temp = join(dir, name);
+        tracing::debug!(temp = %lossy(&temp), "removing a superseded temporary");
+        let fd = self.dir_fd(dir)?;
+        rustix::fs::unlinkat(&fd, name, AtFlags::empty()).map_err(|e| self.io(&temp, e.into()))?;
         Ok(true)
     }
 
@@ -743,13 +867,14 @@ impl<'a> Stage<'a> {
         let target = self.prepare_staged(rel, StagedKind::File)?;
         let mut file: Option<File> = None;
         // Recorded before writing, so a failure below removes the temporary.
-        self.stage(rel, StagedKind::File, &target, |path| {
-            let created = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)?;
-            file = Some(created);
+        self.stage(rel, StagedKind::File, &target, |dir, name| {
+            let created = rustix::fs::openat(
+                dir,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )?;
+            file = Some(File::from(created));
             Ok(())
         })?;
         let Some(mut file) = file else {
@@ -780,13 +905,19 @@ impl<'a> Stage<'a> {
         let target = self.prepare_staged(rel, StagedKind::Symlink)?;
         // The target is stored as-is, dangling or not: restore never
         // follows a symlink, so where it points is harmless here.
-        let link = OsStr::from_bytes(&header.link);
-        let temp = self.stage(rel, StagedKind::Symlink, &target, |path| {
-            std::os::unix::fs::symlink(link, path)
+        let link = &header.link[..];
+        let temp = self.stage(rel, StagedKind::Symlink, &target, |dir, name| {
+            Ok(rustix::fs::symlinkat(link, dir, name)?)
         })?;
-        let time = filetime::FileTime::from_system_time(header.mtime.to_system_time());
-        filetime::set_symlink_file_times(on_disk(self.root, &temp), time, time)
-            .map_err(|e| self.io(rel, e))?;
+        let time = timespec(header.mtime);
+        let times = Timestamps {
+            last_access: time,
+            last_modification: time,
+        };
+        let (dir, name) = split_last(&temp);
+        let fd = self.dir_fd(dir)?;
+        rustix::fs::utimensat(&fd, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| self.io(rel, e.into()))?;
         self.stats.symlinks += 1;
         Ok(())
     }
@@ -807,9 +938,16 @@ impl<'a> Stage<'a> {
             // The same link staged again, over itself: already in place.
             return Ok(());
         }
-        let source_path = on_disk(self.root, &source);
-        self.stage(rel, StagedKind::Hardlink, &target, |path| {
-            fs::hard_link(&source_path, path)
+        let (source_dir, source_name) = split_last(&source);
+        let source_fd = self.dir_fd(source_dir)?;
+        self.stage(rel, StagedKind::Hardlink, &target, |dir, name| {
+            Ok(rustix::fs::linkat(
+                &source_fd,
+                source_name,
+                dir,
+                name,
+                AtFlags::empty(),
+            )?)
         })?;
         self.stats.hardlinks += 1;
         Ok(())
@@ -851,10 +989,10 @@ impl<'a> Stage<'a> {
                     staged.kind.noun()
                 )));
             }
-            let actual = join(&parent_actual, split_last(ancestor).1);
-            match self.lstat(&actual)? {
-                Some(meta) if meta.is_dir() => parent_actual = actual,
-                Some(meta) if meta.file_type().is_symlink() => {
+            let name = split_last(ancestor).1;
+            match self.lstat_in(&parent_actual, name)? {
+                Some(meta) if meta.is_dir() => parent_actual = join(&parent_actual, name),
+                Some(meta) if meta.is_symlink() => {
                     return Err(refuse(format!(
                         "goes through {:?}, a symlink",
                         lossy(ancestor)
@@ -864,9 +1002,9 @@ impl<'a> Stage<'a> {
                 None => return Err(refuse("does not exist".into())),
             }
         }
-        let actual = join(&parent_actual, split_last(target).1);
-        match self.lstat(&actual)? {
-            Some(meta) if meta.is_file() => Ok(actual),
+        let name = split_last(target).1;
+        match self.lstat_in(&parent_actual, name)? {
+            Some(meta) if meta.is_file() => Ok(join(&parent_actual, name)),
             Some(_) => Err(refuse("is not a regular file".into())),
             None => Err(refuse("does not exist".into())),
         }
@@ -891,7 +1029,8 @@ impl<'a> Stage<'a> {
         };
         self.each_record(|record| {
             if record.check
-                && let Some(meta) = self.lstat(&record.dest())?
+                && let Some(meta) =
+                    self.lstat_in(&record.parent_actual, split_last(&record.rel).1)?
                 && meta.is_dir()
                 && !self.hidden(&record.rel, &whiteouts, &opaques)
             {
@@ -962,6 +1101,11 @@ impl<'a> Stage<'a> {
             .chain(self.opaques.iter().map(|o| (o.clone(), true)))
             .collect();
         deletions.sort_by_key(|(rel, _)| depth(rel));
+        if !deletions.is_empty() {
+            // Open directories are cached by path, and deleting changes
+            // what a path names.
+            self.fds.borrow_mut().clear();
+        }
         for (rel, opaque) in deletions {
             if !self.real_dirs_up_to(&rel)? {
                 continue;
@@ -995,9 +1139,31 @@ impl<'a> Stage<'a> {
                 path: on_disk(self.root, &rel),
                 source: e,
             })?;
+            self.fds.borrow_mut().forget(&dir.actual);
             // Now in place: a rollback must no longer remove it.
             dir.actual = dest;
             dir.replaces = None;
+        }
+
+        // Fresh trees take their real paths, where staging found nothing.
+        for i in 0..self.births.len() {
+            let rel = self.births[i].clone();
+            let Some(dir) = self.dirs.get(&rel) else {
+                continue;
+            };
+            let Some(dest) = dir.replaces.clone() else {
+                continue;
+            };
+            let (temp, real_name) = (dir.actual.clone(), split_last(&dest).1.to_vec());
+            let (parent_actual, temp_name) = split_last(&temp);
+            let parent = self.dir_fd(parent_actual)?;
+            rename_noreplace(&parent, temp_name, &real_name).map_err(|e| self.io(&rel, e))?;
+            self.fds.borrow_mut().forget(&temp);
+            if let Some(dir) = self.dirs.get_mut(&rel) {
+                // Now in place: a rollback must no longer remove it.
+                dir.actual = dest;
+                dir.replaces = None;
+            }
         }
 
         for (rel, dir) in &self.dirs {
@@ -1018,31 +1184,36 @@ impl<'a> Stage<'a> {
             });
         }
         restored.stats.add(&self.stats);
-        self.created.clear();
         Ok(())
     }
 
     /// Renames a staged name's temporary (whichever slot holds it) into place.
     fn rename_staged(&self, record: &Record) -> Result<(), UnpackError> {
-        let name = split_last(&record.rel).1;
-        let dest = on_disk(self.root, &record.dest());
-        let plain = on_disk(
-            self.root,
-            &self.temp_in(&record.parent_actual, name, Slot::Plain),
-        );
-        match fs::rename(&plain, &dest) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(self.io(&record.rel, e)),
+        let (parent, name) = split_last(&record.rel);
+        let fresh = self.is_fresh(parent);
+        let dir = self.dir_fd(&record.parent_actual)?;
+        if !fresh {
+            let plain = self.temps.staged(name, Slot::Plain);
+            match rustix::fs::renameat(&dir, &plain, &dir, name) {
+                Ok(()) => return Ok(()),
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(self.io(&record.rel, e.into())),
+            }
         }
-        let link = self.temp_in(&record.parent_actual, name, Slot::Hardlink);
-        let link_path = on_disk(self.root, &link);
-        fs::rename(&link_path, &dest).map_err(|e| self.io(&record.rel, e))?;
+        let link = self.temps.staged(name, Slot::Hardlink);
+        match rustix::fs::renameat(&dir, &link, &dir, name) {
+            Ok(()) => {}
+            // In a fresh directory, a file or symlink staged at the name
+            // superseded the link, or the name was listed twice.
+            Err(Errno::NOENT) if fresh => return Ok(()),
+            Err(e) => return Err(self.io(&record.rel, e.into())),
+        }
         // rename() between two names of one inode does nothing, leaving the
         // temporary behind: that happens when a hard link is restored over
         // itself.
-        if fs::symlink_metadata(&link_path).is_ok() {
-            fs::remove_file(&link_path).map_err(|e| self.io(&link, e))?;
+        if rustix::fs::statat(&dir, &link, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            rustix::fs::unlinkat(&dir, &link, AtFlags::empty())
+                .map_err(|e| self.io(&join(&record.parent_actual, &link), e.into()))?;
         }
         Ok(())
     }
@@ -1126,19 +1297,38 @@ impl<'a> Stage<'a> {
 
     /// Removes both possible temporaries of a staged name.
     fn remove_staged(&self, record: &Record) {
-        let name = split_last(&record.rel).1;
-        for slot in [Slot::Plain, Slot::Hardlink] {
-            let path = on_disk(self.root, &self.temp_in(&record.parent_actual, name, slot));
-            if let Err(e) = fs::remove_file(&path)
-                && e.kind() != io::ErrorKind::NotFound
+        let (parent, name) = split_last(&record.rel);
+        // A fresh directory holds its files at their names: removed with
+        // the directory, and never here, where a committed one may be.
+        let slots: &[Slot] = if self.is_fresh(parent) {
+            &[Slot::Hardlink]
+        } else {
+            &[Slot::Plain, Slot::Hardlink]
+        };
+        let dir = match self.fds.borrow_mut().get(&record.parent_actual) {
+            Ok(dir) => dir,
+            // A fresh directory already renamed into place (its temporary
+            // path is gone) or removed: nothing left to remove here.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                let path = on_disk(self.root, &record.parent_actual);
+                tracing::warn!(path = %path.display(), error = %e, "could not remove temporary files");
+                return;
+            }
+        };
+        for &slot in slots {
+            let temp = self.temps.staged(name, slot);
+            if let Err(e) = rustix::fs::unlinkat(&dir, &temp, AtFlags::empty())
+                && e != Errno::NOENT
             {
+                let path = on_disk(self.root, &join(&record.parent_actual, &temp));
                 tracing::warn!(path = %path.display(), error = %e, "could not remove a temporary file");
             }
         }
     }
 
-    /// Removes every temporary, every directory this layer created that is
-    /// still empty, and gives loosened directories their mode back.
+    /// Removes every temporary, every directory this layer made that is not
+    /// in place yet, and gives loosened directories their mode back.
     pub fn rollback(&mut self) {
         let removed = self.each_record(|record| {
             self.remove_staged(record);
@@ -1147,7 +1337,7 @@ impl<'a> Stage<'a> {
         if let Err(e) = removed {
             tracing::warn!(error = %e, "could not read back what this layer staged; temporaries may remain");
         }
-        for rel in &self.redirects {
+        for rel in self.redirects.iter().chain(&self.births) {
             if let Some(Dir {
                 actual,
                 replaces: Some(_),
@@ -1160,14 +1350,10 @@ impl<'a> Stage<'a> {
                 }
             }
         }
-        for rel in self.created.iter().rev() {
-            // Fails, as it should, if a committed file now lives there.
-            let _ = fs::remove_dir(on_disk(self.root, rel));
-        }
+        self.fds.borrow_mut().clear();
         for (rel, mode) in self.loosened.drain(..) {
             let _ = fs::set_permissions(on_disk(self.root, &rel), Permissions::from_mode(mode));
         }
-        self.created.clear();
     }
 }
 
@@ -1184,12 +1370,6 @@ struct Record {
     rel: Vec<u8>,
     parent_actual: Vec<u8>,
     check: bool,
-}
-
-impl Record {
-    fn dest(&self) -> Vec<u8> {
-        join(&self.parent_actual, split_last(&self.rel).1)
-    }
 }
 
 /// Longest name the journal reads back: far above what the tar reader
@@ -1291,10 +1471,62 @@ impl Read for ReadAt<'_> {
     }
 }
 
-/// Bytes an unprivileged writer may still use on the file system of `path`.
-fn free_space(path: &Path) -> io::Result<u64> {
-    let stat = rustix::fs::statvfs(path)?;
+/// Renames `from` to `to` in `dir`, failing if anything is at `to`.
+fn rename_noreplace(dir: &DirFd<'_>, from: &[u8], to: &[u8]) -> io::Result<()> {
+    match rustix::fs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
+        // A file system without RENAME_NOREPLACE: check, then rename (a
+        // name made in between is replaced only if it is an empty
+        // directory, else the rename fails).
+        Err(Errno::INVAL) | Err(Errno::NOSYS) => {
+            match rustix::fs::statat(dir, to, AtFlags::SYMLINK_NOFOLLOW) {
+                Err(Errno::NOENT) => Ok(rustix::fs::renameat(dir, from, dir, to)?),
+                Ok(_) => Err(io::Error::from(Errno::EXIST)),
+                Err(e) => Err(e.into()),
+            }
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `dir`.
+fn free_space(dir: BorrowedFd<'_>) -> io::Result<u64> {
+    let stat = rustix::fs::fstatvfs(dir)?;
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// An mtime as `utimensat` takes it (both count whole seconds down, and
+/// nanoseconds up from there).
+pub fn timespec(mtime: MTime) -> Timespec {
+    Timespec {
+        tv_sec: mtime.secs,
+        tv_nsec: mtime.nanos.into(),
+    }
+}
+
+/// What `lstat` tells of a name in an open directory.
+#[derive(Clone, Copy, Debug)]
+struct Lstat {
+    mode: u32,
+    uid: u32,
+    size: u64,
+}
+
+impl Lstat {
+    fn file_type(&self) -> FileType {
+        FileType::from_raw_mode(self.mode)
+    }
+
+    fn is_dir(&self) -> bool {
+        self.file_type() == FileType::Directory
+    }
+
+    fn is_file(&self) -> bool {
+        self.file_type() == FileType::RegularFile
+    }
+
+    fn is_symlink(&self) -> bool {
+        self.file_type() == FileType::Symlink
+    }
 }
 
 #[cfg(test)]
@@ -1326,7 +1558,14 @@ mod tests {
         let mut temps = TempNames::new();
         let bytes = tar_of(files);
         let mut tar = TarReader::new(&bytes[..]);
-        let mut stage = Stage::new(root.path(), &digest, &mut temps, false);
+        let root_dir = File::open(root.path()).unwrap();
+        let mut stage = Stage::new(
+            root.path(),
+            std::os::fd::AsFd::as_fd(&root_dir),
+            &digest,
+            &mut temps,
+            false,
+        );
         stage.set_free_space(free);
         let on_disk = || fs::read_dir(root.path()).unwrap().count();
         while let Some(header) = tar.next_entry().unwrap() {
@@ -1368,5 +1607,292 @@ mod tests {
         let stats = result.unwrap();
         assert_eq!((stats.files, stats.bytes), (1, 7));
         assert_eq!(on_disk, 1);
+    }
+}
+
+/// A fresh directory is trusted to hold only what this layer put there: it
+/// is not looked into before a name is made in it. These plant things in
+/// one between two entries, as a concurrent process could (the cache
+/// itself cannot: it only names entries), and check that every such plant
+/// is refused or replaced, never followed, and that nothing outside the
+/// root changes.
+#[cfg(test)]
+mod planted {
+    use std::os::unix::fs::{MetadataExt, symlink};
+    use std::path::PathBuf;
+
+    use super::*;
+
+    enum Entry {
+        Dir(&'static str),
+        File(&'static str, &'static [u8]),
+        Hardlink(&'static str, &'static str),
+    }
+
+    fn tar_of(entries: &[Entry]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for entry in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_mode(0o644);
+            header.set_mtime(1_600_000_000);
+            match entry {
+                Entry::Dir(name) => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(0o755);
+                    header.set_size(0);
+                    builder.append_data(&mut header, name, &[][..]).unwrap();
+                }
+                Entry::File(name, content) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(content.len() as u64);
+                    builder.append_data(&mut header, name, *content).unwrap();
+                }
+                Entry::Hardlink(name, target) => {
+                    header.set_entry_type(tar::EntryType::Link);
+                    header.set_size(0);
+                    builder.append_link(&mut header, name, target).unwrap();
+                }
+            }
+        }
+        builder.into_inner().unwrap()
+    }
+
+    struct Scene {
+        _tmp: tempfile::TempDir,
+        root: PathBuf,
+        outside: PathBuf,
+    }
+
+    impl Scene {
+        fn new() -> Scene {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("root");
+            let outside = tmp.path().join("outside");
+            fs::create_dir(&root).unwrap();
+            fs::create_dir(&outside).unwrap();
+            fs::write(outside.join("secret"), "secret").unwrap();
+            Scene {
+                _tmp: tmp,
+                root,
+                outside,
+            }
+        }
+
+        /// Stages `entries`, calling `plant` with the number of entries
+        /// staged so far before each next one (and once after the last),
+        /// then commits; rolls back on the first error and returns it.
+        fn stage(
+            &self,
+            entries: &[Entry],
+            mut plant: impl FnMut(usize, &Path),
+        ) -> Result<(), UnpackError> {
+            let bytes = tar_of(entries);
+            let digest = Digest::of(&bytes);
+            let mut temps = TempNames::new();
+            let root_dir = File::open(&self.root).unwrap();
+            let mut stage = Stage::new(
+                &self.root,
+                std::os::fd::AsFd::as_fd(&root_dir),
+                &digest,
+                &mut temps,
+                false,
+            );
+            let mut tar = TarReader::new(&bytes[..]);
+            let mut staged = 0;
+            let result = (|| {
+                while let Some(header) = tar.next_entry().unwrap() {
+                    plant(staged, &self.root);
+                    stage.add(&header, &mut tar)?;
+                    staged += 1;
+                }
+                plant(staged, &self.root);
+                Ok(())
+            })();
+            match result {
+                Ok(()) => stage.commit(&mut Restored::default()),
+                Err(e) => {
+                    stage.rollback();
+                    Err(e)
+                }
+            }
+        }
+
+        fn outside_untouched(&self, extra: &[&str]) {
+            let mut names: Vec<String> = fs::read_dir(&self.outside)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            let mut expected: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            expected.push("secret".into());
+            expected.sort();
+            assert_eq!(names, expected);
+            let secret = self.outside.join("secret");
+            assert_eq!(fs::read(&secret).unwrap(), b"secret");
+            assert_eq!(fs::metadata(&secret).unwrap().nlink(), 1);
+        }
+
+        fn root_names(&self) -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(&self.root)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    /// The temporary name the fresh directory is built under, in the root.
+    fn building(root: &Path) -> PathBuf {
+        let temps: Vec<PathBuf> = fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .as_bytes()
+                    .starts_with(super::super::leftovers::RESTORE_TEMP_PREFIX.as_bytes())
+            })
+            .collect();
+        assert_eq!(temps.len(), 1, "one fresh directory being built: {temps:?}");
+        temps[0].clone()
+    }
+
+    #[test]
+    fn a_fresh_directory_appears_whole_at_commit() {
+        let s = Scene::new();
+        s.stage(
+            &[
+                Entry::Dir("d/"),
+                Entry::File("d/f", b"ours"),
+                Entry::File("d/e/g", b"deep"),
+            ],
+            |staged, root| {
+                if staged > 0 {
+                    // Built under a temporary name, at its final names inside.
+                    assert!(fs::symlink_metadata(root.join("d")).is_err());
+                    let tree = building(root);
+                    if staged > 1 {
+                        assert_eq!(fs::read(tree.join("f")).unwrap(), b"ours");
+                    }
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(s.root_names(), ["d"]);
+        assert_eq!(fs::read(s.root.join("d/f")).unwrap(), b"ours");
+        assert_eq!(fs::read(s.root.join("d/e/g")).unwrap(), b"deep");
+        s.outside_untouched(&[]);
+    }
+
+    #[test]
+    fn a_symlink_planted_at_a_file_name_is_replaced_not_followed() {
+        let s = Scene::new();
+        let secret = s.outside.join("secret");
+        s.stage(
+            &[Entry::Dir("d/"), Entry::File("d/f", b"ours")],
+            |staged, root| {
+                if staged == 1 {
+                    symlink(&secret, building(root).join("f")).unwrap();
+                }
+            },
+        )
+        .unwrap();
+        let f = s.root.join("d/f");
+        assert!(fs::symlink_metadata(&f).unwrap().is_file());
+        assert_eq!(fs::read(&f).unwrap(), b"ours");
+        s.outside_untouched(&[]);
+    }
+
+    #[test]
+    fn a_symlink_planted_at_a_directory_name_is_refused() {
+        let s = Scene::new();
+        let outside = s.outside.clone();
+        let err = s
+            .stage(
+                &[Entry::Dir("d/"), Entry::File("d/sub/evil", b"x")],
+                |staged, root| {
+                    if staged == 1 {
+                        symlink(&outside, building(root).join("sub")).unwrap();
+                    }
+                },
+            )
+            .unwrap_err();
+        // Taken for a symlink this layer staged at that name: refused.
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(
+            s.root_names().is_empty(),
+            "rolled back: {:?}",
+            s.root_names()
+        );
+        s.outside_untouched(&[]);
+    }
+
+    #[test]
+    fn a_hard_link_source_swapped_for_a_symlink_is_refused() {
+        let s = Scene::new();
+        let secret = s.outside.join("secret");
+        let err = s
+            .stage(
+                &[
+                    Entry::Dir("d/"),
+                    Entry::File("d/a", b"ours"),
+                    Entry::Hardlink("d/h", "d/a"),
+                ],
+                |staged, root| {
+                    if staged == 2 {
+                        let a = building(root).join("a");
+                        fs::remove_file(&a).unwrap();
+                        symlink(&secret, &a).unwrap();
+                    }
+                },
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(s.root_names().is_empty());
+        s.outside_untouched(&[]);
+    }
+
+    #[test]
+    fn a_fresh_directory_moved_away_for_a_symlink_is_refused() {
+        let s = Scene::new();
+        let outside = s.outside.clone();
+        let err = s
+            .stage(
+                &[Entry::Dir("d/"), Entry::File("d/e/f", b"x")],
+                |staged, root| {
+                    if staged == 1 {
+                        // Before anything was made in it: not open yet.
+                        let tree = building(root);
+                        fs::rename(&tree, outside.join("moved")).unwrap();
+                        symlink(&outside, &tree).unwrap();
+                    }
+                },
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("Not a directory"), "{err}");
+        // Nothing was made through the link, nor in the moved directory.
+        assert_eq!(fs::read_dir(s.outside.join("moved")).unwrap().count(), 0);
+        s.outside_untouched(&["moved"]);
+    }
+
+    #[test]
+    fn a_name_taken_before_a_fresh_directory_is_renamed_in_is_kept() {
+        let s = Scene::new();
+        let outside = s.outside.clone();
+        let err = s
+            .stage(
+                &[Entry::Dir("d/"), Entry::File("d/f", b"x")],
+                |staged, root| {
+                    if staged == 2 {
+                        symlink(&outside, root.join("d")).unwrap();
+                    }
+                },
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("exists"), "{err}");
+        assert!(fs::symlink_metadata(s.root.join("d")).unwrap().is_symlink());
+        assert_eq!(s.root_names(), ["d"], "the fresh directory is rolled back");
+        s.outside_untouched(&[]);
     }
 }

@@ -883,3 +883,164 @@ fn a_file_entry_restores_one_file_and_nothing_else() {
         assert_eq!(fs::metadata(root).unwrap().mode() & 0o7777, 0o755);
     }
 }
+
+/// What one layer leaves at `<dir>x` (and `<dir>g`): kind, content or
+/// target, and whether x and g are one inode; plus the layer's stats.
+fn duplicates_outcome(dir: &str, build: &dyn Fn(&str, &mut RawTar)) -> Result<String, String> {
+    let f = fixture();
+    if dir == "old/" {
+        fs::create_dir(f.root.join("old")).unwrap();
+    }
+    let mut tar = RawTar::default();
+    build(dir, &mut tar);
+    let blob = tar.build();
+    let mut restorer = EntryRestorer::new(&f.root).unwrap();
+    let applied = restorer
+        .apply_layer(source(&blob))
+        .and_then(|()| restorer.finish());
+    let listed: Vec<String> = listing(&f.root)
+        .into_iter()
+        .filter_map(|p| p.strip_prefix(dir).map(str::to_string))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let stats = match applied {
+        Ok(stats) => stats,
+        Err(e) => {
+            assert_eq!(listed, Vec::<String>::new(), "refused, yet left {listed:?}");
+            let message = e.to_string();
+            // The layer's digest differs with the names: not compared.
+            let message = message.split_once(": ").map_or(&*message, |(_, m)| m);
+            return Err(message.replace(dir, ""));
+        }
+    };
+    let x = f.root.join(dir).join("x");
+    let meta = fs::symlink_metadata(&x).unwrap();
+    let what = if meta.is_symlink() {
+        format!("symlink to {}", fs::read_link(&x).unwrap().display())
+    } else {
+        let g = fs::symlink_metadata(f.root.join(dir).join("g")).ok();
+        format!(
+            "file {:?}, linked to g: {}",
+            String::from_utf8_lossy(&fs::read(&x).unwrap()),
+            g.is_some_and(|g| g.ino() == meta.ino())
+        )
+    };
+    f.outside_untouched();
+    Ok(format!(
+        "{listed:?}: {what}; files {} symlinks {} hardlinks {} bytes {}",
+        stats.files, stats.symlinks, stats.hardlinks, stats.bytes
+    ))
+}
+
+/// Names given twice in one layer end the same wherever they are: in the
+/// root, in a directory already on disk, or in one this layer makes (where
+/// files are staged at their own names, not under temporaries).
+#[test]
+fn same_layer_duplicates_end_alike_in_fresh_and_existing_directories() {
+    type Build = Box<dyn Fn(&str, &mut RawTar)>;
+    let cases: Vec<(&str, Build)> = vec![
+        (
+            "file twice",
+            Box::new(|d, t| {
+                t.file(&format!("{d}x"), b"first")
+                    .file(&format!("{d}x"), b"second");
+            }),
+        ),
+        (
+            "file then symlink",
+            Box::new(|d, t| {
+                t.file(&format!("{d}x"), b"first")
+                    .symlink(&format!("{d}x"), "elsewhere");
+            }),
+        ),
+        (
+            "symlink then file",
+            Box::new(|d, t| {
+                t.symlink(&format!("{d}x"), "elsewhere")
+                    .file(&format!("{d}x"), b"file");
+            }),
+        ),
+        (
+            "file, symlink, link",
+            Box::new(|d, t| {
+                t.file(&format!("{d}x"), b"first")
+                    .symlink(&format!("{d}x"), "elsewhere")
+                    .file(&format!("{d}g"), b"xy")
+                    .hardlink(&format!("{d}x"), &format!("{d}g"));
+            }),
+        ),
+        (
+            "link then file",
+            Box::new(|d, t| {
+                t.file(&format!("{d}g"), b"xy")
+                    .hardlink(&format!("{d}x"), &format!("{d}g"))
+                    .file(&format!("{d}x"), b"new");
+            }),
+        ),
+        (
+            "link, file, link",
+            Box::new(|d, t| {
+                t.file(&format!("{d}g"), b"xy")
+                    .hardlink(&format!("{d}x"), &format!("{d}g"))
+                    .file(&format!("{d}x"), b"new")
+                    .hardlink(&format!("{d}x"), &format!("{d}g"));
+            }),
+        ),
+        (
+            "link twice",
+            Box::new(|d, t| {
+                t.file(&format!("{d}g"), b"xy")
+                    .hardlink(&format!("{d}x"), &format!("{d}g"))
+                    .hardlink(&format!("{d}x"), &format!("{d}g"));
+            }),
+        ),
+        (
+            "link to itself",
+            Box::new(|d, t| {
+                t.file(&format!("{d}x"), b"self")
+                    .hardlink(&format!("{d}x"), &format!("{d}x"));
+            }),
+        ),
+        (
+            "link to a superseded file",
+            Box::new(|d, t| {
+                t.file(&format!("{d}g"), b"old")
+                    .file(&format!("{d}g"), b"new")
+                    .hardlink(&format!("{d}x"), &format!("{d}g"));
+            }),
+        ),
+        (
+            "symlink then directory",
+            Box::new(|d, t| {
+                t.symlink(&format!("{d}x"), "elsewhere")
+                    .dir(&format!("{d}x/"), 0o755);
+            }),
+        ),
+        (
+            "file then a path below it",
+            Box::new(|d, t| {
+                t.file(&format!("{d}x"), b"first")
+                    .file(&format!("{d}x/y"), b"below");
+            }),
+        ),
+        (
+            "directory then file",
+            Box::new(|d, t| {
+                t.dir(&format!("{d}x/"), 0o755)
+                    .file(&format!("{d}x"), b"file");
+            }),
+        ),
+    ];
+    for (what, build) in &cases {
+        let outcomes: Vec<_> = ["", "old/", "new/"]
+            .iter()
+            .map(|dir| duplicates_outcome(dir, build.as_ref()))
+            .collect();
+        eprintln!("{what}: {:?}", outcomes[0]);
+        assert_eq!(
+            outcomes[0], outcomes[1],
+            "{what}: root vs existing directory"
+        );
+        assert_eq!(outcomes[0], outcomes[2], "{what}: root vs fresh directory");
+    }
+}
