@@ -276,7 +276,7 @@ impl Walker<'_> {
         {
             self.temporaries += 1;
             if self.temporaries <= TEMPORARIES_NAMED {
-                tracing::warn!(path = %full().display(), "not saving a restore's temporary file");
+                tracing::warn!(path = %full().display(), "not saving a restore's temporary (a killed restore's file or directory)");
             }
             return Ok(None);
         }

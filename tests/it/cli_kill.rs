@@ -250,7 +250,7 @@ fn killed_restores_and_saves_leave_nothing_behind() {
     let (littered, _) = snapshot(&target.join("tree"));
     let stderr = rig.save(&target, "littered");
     assert!(
-        stderr.contains("not saving a restore's temporary file"),
+        stderr.contains("not saving a restore's temporary"),
         "{stderr}"
     );
     let elsewhere = rig.dir("elsewhere");
