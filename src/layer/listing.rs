@@ -34,7 +34,7 @@ pub(crate) struct Child {
 pub(crate) type Listing = std::vec::IntoIter<Child>;
 
 /// Entries held in listings read ahead and not yet taken.
-const HELD_ENTRIES: usize = 16 * 1024;
+const HELD_ENTRIES: usize = 2 * 1024;
 
 /// Reads `dir`'s entries sorted by name bytes, each with its metadata
 /// (`lstat` relative to the open directory).

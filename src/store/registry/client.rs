@@ -22,6 +22,9 @@ use crate::layer::growing::{Ending, GrowingBlob};
 const MAX_REDIRECTS: usize = 10;
 /// Bytes read from a file per body chunk.
 const FILE_READ_SIZE: usize = 512 << 10;
+/// Bytes read from a growing blob per body chunk: its stream runs beside
+/// the packers for as long as they pack, so it holds less at a time.
+const GROWING_READ_SIZE: usize = 128 << 10;
 /// How long the HTTPS-or-HTTP probe waits for an answer.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// A registry on this machine answers a TLS handshake at once or never: a
@@ -520,7 +523,7 @@ pub fn growing_body(
         }
         let want = usize::try_from(available)
             .unwrap_or(usize::MAX)
-            .min(FILE_READ_SIZE);
+            .min(GROWING_READ_SIZE);
         let mut buf = vec![0u8; want];
         // Opened at 0 and only read from: the file's position is `pos`.
         let file = state.file.as_mut().expect("opened above");
