@@ -438,18 +438,7 @@ mod tests {
     }
 
     fn base_of(entry: &PackedEntry) -> BaseEntry {
-        BaseEntry {
-            filelist: entry.filelist.clone(),
-            layers: entry
-                .layers
-                .iter()
-                .map(|l| PackedLayer {
-                    reused: true,
-                    ..l.clone()
-                })
-                .collect(),
-            deltas: entry.deltas,
-        }
+        BaseEntry::of(entry)
     }
 
     /// The names in an uncompressed layer, in order.

@@ -1041,18 +1041,7 @@ mod list_reuse_tests {
     }
 
     fn base_of(entry: &PackedEntry) -> BaseEntry {
-        BaseEntry {
-            filelist: entry.filelist.clone(),
-            layers: entry
-                .layers
-                .iter()
-                .map(|l| PackedLayer {
-                    reused: true,
-                    ..l.clone()
-                })
-                .collect(),
-            deltas: 0,
-        }
+        BaseEntry::of(entry)
     }
 
     /// Twelve directories of four 1 KiB files: several parts of 8 KiB.

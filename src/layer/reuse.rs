@@ -21,6 +21,26 @@ pub struct BaseEntry {
     pub deltas: usize,
 }
 
+#[cfg(test)]
+impl BaseEntry {
+    /// A save's own result as the next save's base, as a fetched cache
+    /// would give it.
+    pub(crate) fn of(entry: &super::pack::PackedEntry) -> BaseEntry {
+        BaseEntry {
+            filelist: entry.filelist.clone(),
+            layers: entry
+                .layers
+                .iter()
+                .map(|l| PackedLayer {
+                    reused: true,
+                    ..l.clone()
+                })
+                .collect(),
+            deltas: entry.deltas,
+        }
+    }
+}
+
 /// A base part equal to a part of the walk.
 pub struct Reused {
     pub layer: PackedLayer,

@@ -449,31 +449,60 @@ pub fn file_body(
         if state.pos >= state.end {
             return Ok::<_, std::io::Error>(None);
         }
-        if state.file.is_none() {
-            let mut file = tokio::fs::File::open(&state.path).await?;
-            file.seek(SeekFrom::Start(state.pos)).await?;
-            state.file = Some(file);
+        let want = state.end - state.pos;
+        let chunk = Chunk {
+            path: &state.path,
+            file: &mut state.file,
+            pos: &mut state.pos,
+            progress: &state.progress,
         }
-        let want = usize::try_from(state.end - state.pos)
-            .unwrap_or(usize::MAX)
-            .min(FILE_READ_SIZE);
-        let mut buf = vec![0u8; want];
-        let file = state.file.as_mut().expect("opened above");
+        .read(want, FILE_READ_SIZE)
+        .await?;
+        Ok(Some((chunk, state)))
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// One body chunk's read: the file opened at `pos` the first time, then
+/// read on from where it is.
+struct Chunk<'a> {
+    path: &'a std::path::Path,
+    file: &'a mut Option<tokio::fs::File>,
+    pos: &'a mut u64,
+    progress: &'a Option<UnboundedSender<u64>>,
+}
+
+impl Chunk<'_> {
+    /// Up to `want` bytes (at most `max`), reporting the offset reached; an
+    /// error if the file ends first.
+    async fn read(self, want: u64, max: usize) -> std::io::Result<Bytes> {
+        if self.file.is_none() {
+            let mut file = tokio::fs::File::open(self.path).await?;
+            file.seek(SeekFrom::Start(*self.pos)).await?;
+            *self.file = Some(file);
+        }
+        let Some(file) = self.file.as_mut() else {
+            unreachable!("opened above")
+        };
+        let mut buf = vec![0u8; usize::try_from(want).unwrap_or(usize::MAX).min(max)];
         let n = file.read(&mut buf).await?;
         if n == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                format!("{} is shorter than expected", state.path.display()),
+                format!(
+                    "{} ends at byte {}, {want} short",
+                    self.path.display(),
+                    *self.pos
+                ),
             ));
         }
         buf.truncate(n);
-        state.pos += n as u64;
-        if let Some(progress) = &state.progress {
-            let _ = progress.send(state.pos);
+        *self.pos += n as u64;
+        if let Some(progress) = self.progress {
+            let _ = progress.send(*self.pos);
         }
-        Ok(Some((Bytes::from(buf), state)))
-    });
-    reqwest::Body::wrap_stream(stream)
+        Ok(Bytes::from(buf))
+    }
 }
 
 /// The bytes of a growing blob as they reach its file, ending with its
@@ -518,32 +547,16 @@ pub fn growing_body(
                 _ => state.blob.changed().await,
             }
         };
-        if state.file.is_none() {
-            state.file = Some(tokio::fs::File::open(state.blob.path()).await?);
+        let blob = Arc::clone(&state.blob);
+        let chunk = Chunk {
+            path: blob.path(),
+            file: &mut state.file,
+            pos: &mut state.pos,
+            progress: &state.progress,
         }
-        let want = usize::try_from(available)
-            .unwrap_or(usize::MAX)
-            .min(GROWING_READ_SIZE);
-        let mut buf = vec![0u8; want];
-        // Opened at 0 and only read from: the file's position is `pos`.
-        let file = state.file.as_mut().expect("opened above");
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{} is shorter than the {} bytes written to it",
-                    state.blob.path().display(),
-                    state.pos + available
-                ),
-            ));
-        }
-        buf.truncate(n);
-        state.pos += n as u64;
-        if let Some(progress) = &state.progress {
-            let _ = progress.send(state.pos);
-        }
-        Ok(Some((Bytes::from(buf), state)))
+        .read(available, GROWING_READ_SIZE)
+        .await?;
+        Ok(Some((chunk, state)))
     });
     reqwest::Body::wrap_stream(stream)
 }
