@@ -31,6 +31,23 @@ fn docker_config_with_password(dir: &Path, host: &str) -> std::path::PathBuf {
     config
 }
 
+/// `app/cache:main` of `registry` restores to the tree under `dir`.
+fn restores_equal(registry: &TestRegistry, dir: &Path) {
+    let dst = tempfile::tempdir().unwrap();
+    regcache(dst.path())
+        .args([
+            "restore",
+            "--cache-from",
+            &format!("{}/app/cache:main", registry.host()),
+        ])
+        .assert()
+        .success();
+    assert_eq!(
+        snapshot(&dir.join("tree")),
+        snapshot(&dst.path().join("tree"))
+    );
+}
+
 fn metadata(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&fs::read(path).expect("metadata written")).expect("JSON")
 }
@@ -108,19 +125,7 @@ fn an_upload_cut_mid_blob_resumes_from_the_registry_offset() {
         "an upload was started over instead of resumed: {seen:?}"
     );
 
-    let dst = tempfile::tempdir().unwrap();
-    regcache(dst.path())
-        .args([
-            "restore",
-            "--cache-from",
-            &format!("{}/app/cache:main", registry.host()),
-        ])
-        .assert()
-        .success();
-    assert_eq!(
-        snapshot(&tmp.path().join("tree")),
-        snapshot(&dst.path().join("tree"))
-    );
+    restores_equal(&registry, tmp.path());
 }
 
 /// A save streams each part while packing it; when that stream is cut, the
@@ -160,19 +165,7 @@ fn a_cut_streamed_part_is_sent_again_from_the_finished_layer() {
     );
     let target = &metadata(&meta)["cache_to"][0];
     assert!(target["error"].is_null(), "{target}");
-    let dst = tempfile::tempdir().unwrap();
-    regcache(dst.path())
-        .args([
-            "restore",
-            "--cache-from",
-            &format!("{}/app/cache:main", registry.host()),
-        ])
-        .assert()
-        .success();
-    assert_eq!(
-        snapshot(&tmp.path().join("tree")),
-        snapshot(&dst.path().join("tree"))
-    );
+    restores_equal(&registry, tmp.path());
 }
 
 #[test]
