@@ -190,6 +190,19 @@ impl<'a> Listings<'a> {
         self.lock().stop = true;
         self.changed.notify_all();
     }
+
+    /// Calls [`Listings::stop`] when dropped.
+    pub(crate) fn stopper(&self) -> Stopper<'_, 'a> {
+        Stopper(self)
+    }
+}
+
+pub(crate) struct Stopper<'l, 'a>(&'l Listings<'a>);
+
+impl Drop for Stopper<'_, '_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
 }
 
 #[cfg(test)]
@@ -241,6 +254,21 @@ mod tests {
             0,
             "every listing read ahead was taken"
         );
+    }
+
+    #[test]
+    fn a_walker_that_panics_does_not_leave_the_read_ahead_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let listings = Listings::new(dir.path());
+        let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::thread::scope(|scope| {
+                scope.spawn(|| listings.read_ahead());
+                let _stop = listings.stopper();
+                panic!("a bug in the walk");
+            })
+        }));
+        // Reaching here at all means the scope could join the thread.
+        assert!(walked.is_err());
     }
 
     #[test]

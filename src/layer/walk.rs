@@ -95,9 +95,10 @@ pub fn walk(
     let listings = Listings::new(root);
     std::thread::scope(|scope| {
         scope.spawn(|| listings.read_ahead());
-        let walked = walk_with(root, part_size, emit, &listings);
-        listings.stop();
-        walked
+        // Stops the read-ahead thread however the walk ends, a panic
+        // included: the scope waits for that thread before unwinding on.
+        let _stop = listings.stopper();
+        walk_with(root, part_size, emit, &listings)
     })
 }
 
