@@ -31,6 +31,22 @@ fn docker_config_with_password(dir: &Path, host: &str) -> std::path::PathBuf {
     config
 }
 
+/// A proxy to `registry` that cuts the `nth` PATCH after 1 MiB, none of
+/// which reaches the registry.
+fn cutting_patch(registry: &TestRegistry, nth: usize) -> Proxy {
+    Proxy::start(
+        registry.addr,
+        ProxyOptions {
+            drops: vec![
+                DropRule::request_body(nth, 1 << 20)
+                    .holding_back()
+                    .matching(proxy::methods(&["PATCH"])),
+            ],
+            ..Default::default()
+        },
+    )
+}
+
 /// `app/cache:main` of `registry` restores to the tree under `dir`.
 fn restores_equal(registry: &TestRegistry, dir: &Path) {
     let dst = tempfile::tempdir().unwrap();
@@ -60,17 +76,7 @@ fn an_upload_cut_mid_blob_resumes_from_the_registry_offset() {
     let registry = TestRegistry::start(RegistryOptions::default());
     // The second PATCH of the upload is cut after 1 MiB; none of it reaches
     // the registry, which still reports the first chunk as received.
-    let proxy = Proxy::start(
-        registry.addr,
-        ProxyOptions {
-            drops: vec![
-                DropRule::request_body(2, 1 << 20)
-                    .holding_back()
-                    .matching(proxy::methods(&["PATCH"])),
-            ],
-            ..Default::default()
-        },
-    );
+    let proxy = cutting_patch(&registry, 2);
     let tmp = tempfile::tempdir().unwrap();
     tree_with_big_file(&tmp.path().join("tree"), 40);
     // Uncompressed, so the layer is larger than one chunk.
@@ -133,17 +139,7 @@ fn an_upload_cut_mid_blob_resumes_from_the_registry_offset() {
 #[test]
 fn a_cut_streamed_part_is_sent_again_from_the_finished_layer() {
     let registry = TestRegistry::start(RegistryOptions::default());
-    let proxy = Proxy::start(
-        registry.addr,
-        ProxyOptions {
-            drops: vec![
-                DropRule::request_body(1, 1 << 20)
-                    .holding_back()
-                    .matching(proxy::methods(&["PATCH"])),
-            ],
-            ..Default::default()
-        },
-    );
+    let proxy = cutting_patch(&registry, 1);
     let tmp = tempfile::tempdir().unwrap();
     tree_with_big_file(&tmp.path().join("tree"), 8);
     let meta = tmp.path().join("meta.json");

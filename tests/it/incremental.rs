@@ -528,6 +528,20 @@ fn a_registry_base_is_mounted_into_another_repository() {
     restore_equals(&branch, &tree);
 }
 
+/// `-v --progress plain save --cache-to SPEC tree` in small parts: its
+/// stderr and its metadata file.
+fn verbose_save(work: &Path, cache_to: &str) -> (String, Value) {
+    let out = regcache(work)
+        .env("REGCACHE_PART_SIZE", PART_SIZE)
+        .args(["-v", "--progress", "plain", "--metadata-file", "meta.json"])
+        .args(["save", "--cache-to", cache_to, "tree"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let meta = serde_json::from_slice(&fs::read(work.join("meta.json")).unwrap()).unwrap();
+    (stderr, meta)
+}
+
 /// A cold save to a registry sends each part as it is packed (followed
 /// while its blob grows), not after: every layer is reported under its
 /// part, none had to be sent again from the finished file, and the cache
@@ -540,14 +554,7 @@ fn a_registry_save_streams_each_part_as_it_is_packed() {
     let tree = work.join("tree");
     build_tree(&tree);
     let reg = format!("type=registry,ref={}/app/stream:c", registry.host());
-    let out = regcache(&work)
-        .env("REGCACHE_PART_SIZE", PART_SIZE)
-        .args(["-v", "--progress", "plain", "--metadata-file", "meta.json"])
-        .args(["save", "--cache-to", &reg, "tree"])
-        .assert()
-        .success();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    let meta: Value = serde_json::from_slice(&fs::read(work.join("meta.json")).unwrap()).unwrap();
+    let (stderr, meta) = verbose_save(&work, &reg);
     let (layers, _) = saved(&meta);
     assert!(layers > 2, "the tree should make several parts: {layers}");
     let streamed: Vec<&str> = stderr
@@ -574,20 +581,7 @@ fn verbose_prints_the_plan_before_sending() {
     let reg = format!("type=registry,ref={}/app/plan:c", registry.host());
     let first = save(&work, &[], &["--cache-to", &reg, "tree"]);
     let (layers, _) = saved(&first);
-    let out = regcache(&work)
-        .env("REGCACHE_PART_SIZE", PART_SIZE)
-        .args([
-            "-v",
-            "--progress",
-            "plain",
-            "save",
-            "--cache-to",
-            &reg,
-            "tree",
-        ])
-        .assert()
-        .success();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let (stderr, _) = verbose_save(&work, &reg);
     let lines: Vec<&str> = stderr.lines().collect();
     let unchanged = lines
         .iter()
